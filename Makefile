@@ -1,0 +1,40 @@
+# imbalance-lab: `make run` and `make test` are all a new machine needs.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+STORE  := sqlite:///$(CURDIR)/mlflow.db
+PORT   ?= 5000
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: help run test test-all lint ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the seed_demo study: 75 tracked runs, then the leaderboard
+	$(PY) -m pipeline experiments=seed_demo
+
+test: $(STAMP)  ## the default test suite (no slow tests)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)  ## every test, slow ones included
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: $(STAMP)  ## ruff and mypy
+	$(VENV)/bin/ruff check pipeline tests hydra_plugins
+	$(VENV)/bin/ruff format --check pipeline tests hydra_plugins
+	$(VENV)/bin/mypy pipeline
+
+ui: $(STAMP)  ## the MLflow UI on the default store, on 127.0.0.1
+	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store $(STORE)); Ctrl-C stops it"
+	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
+
+clean:  ## remove run outputs (keeps .venv)
+	rm -rf outputs multirun mlartifacts mlruns mlflow.db

@@ -1,0 +1,265 @@
+"""The Hydra app: compose the config, run one job, track it; sweeps get a parent run.
+
+Heavy libraries (MLflow, imbalanced-learn, torch) are imported inside the job, so that
+``--help`` and ``--cfg job`` answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
+from hydra.core.override_parser.types import ValueType
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from pipeline.errors import ConfigError
+from pipeline.paths import CONF_DIR
+from pipeline.schema import Config
+
+log = logging.getLogger("pipeline")
+ConfigStore.instance().store(name="base_config", node=Config)
+
+RESULT_FILE = "result.json"
+#: What the last sweep in this process left for ``main`` to report: failed job errors.
+_sweep_failures: list[dict[str, Any]] = []
+#: A single run's error, handed to ``main`` (raising it would make Hydra print a second line).
+_run_errors: list[Exception] = []
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def task(cfg: DictConfig) -> float | None:
+    """One job. In a sweep a failing job is recorded and the sweep goes on; alone, ``main``
+    reports its error."""
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        record = run_job(cfg)
+    except Exception as err:
+        _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
+        if multirun:
+            log.error("job %s failed: %s", hydra_cfg.job.num, _one_line(err))
+        else:
+            _run_errors.append(err)
+        return None
+    _write_record(hydra_cfg.runtime.output_dir, record)
+    if not multirun:
+        _print_run(record, cfg)
+    return float(record["metrics"]["test/pr_auc"])
+
+
+def run_job(cfg: DictConfig) -> dict[str, Any]:
+    """Run and (unless ``tracking.enabled=false``) track one configuration; return its record."""
+    from pipeline import experiment, report, tracking
+
+    if cfg.tracking.enabled:
+        result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: report.describe(cfg, r))
+    else:
+        result = experiment.run(cfg)
+    return {
+        "status": "FINISHED",
+        "run_name": tracking.run_name(cfg),
+        "params": tracking.flatten(cfg),
+        "metrics": result.metrics,
+        "info": result.info,
+    }
+
+
+def _failure(cfg: DictConfig, err: Exception) -> dict[str, Any]:
+    from pipeline import tracking
+
+    return {
+        "status": "FAILED",
+        "run_name": tracking.run_name(cfg),
+        "error": _one_line(err),
+        "user_error": isinstance(err, ConfigError),
+        "params": tracking.flatten(cfg),
+        "metrics": {},
+    }
+
+
+def _write_record(output_dir: str, record: dict[str, Any]) -> None:
+    Path(output_dir, RESULT_FILE).write_text(json.dumps(record, indent=1))
+
+
+def _print_run(record: dict[str, Any], cfg: DictConfig) -> None:
+    m = record["metrics"]
+    print(
+        f"{record['run_name']}: pr_auc {m['test/pr_auc']:.3f}  recall {m['test/recall']:.3f}  "
+        f"precision {m['test/precision']:.3f}  f1 {m['test/f1']:.3f}  ece {m['test/ece']:.3f}  "
+        f"accuracy {m['test/accuracy']:.3f} (baseline {m['test/baseline_accuracy']:.3f})  "
+        f"threshold {m['calib/threshold']:.3g}"
+    )
+    if cfg.tracking.enabled:
+        print(_ui_hint(cfg))
+
+
+def _ui_hint(cfg: DictConfig) -> str:
+    from pipeline import tracking
+
+    uri = tracking.resolve_uri(cfg.tracking.uri)
+    if not uri.startswith("sqlite:"):
+        return f"MLflow UI: {uri}"
+    mlflow = Path(sys.executable).with_name("mlflow")
+    return f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+class SweepCallback(Callback):
+    """A multirun's parent run, its progress bar, and its leaderboard at the end."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.parent: str | None = None
+        self.started = 0.0
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from tqdm import tqdm
+
+        from pipeline import tracking
+
+        _sweep_failures.clear()
+        self.started = time.time()
+        if config.tracking.enabled:
+            name = f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.parent = tracking.open_parent(config, name, f"Sweep `{config.study}`: running.")
+        self.bar = tqdm(total=count_jobs(config), desc=str(config.study), unit="job", file=sys.stderr)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.bar is not None:
+            from pipeline import tracking
+
+            self.bar.set_postfix_str(tracking.run_name(config), refresh=True)
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from pipeline import report, tracking
+
+        if self.bar is not None:
+            self.bar.close()
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
+        _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
+        summary = report.sweep_report(records, sweep_axes(config), sweep_dir / "report")
+        print(summary.text)
+        if self.parent is not None:
+            tracking.close_parent(self.parent, summary.metrics, sweep_dir / "report", summary.note)
+            print(_ui_hint(config))
+
+
+def sweep_overrides(config: DictConfig) -> list[Any]:
+    """The parsed overrides of a multirun: command line plus the study's sweeper params."""
+    params = config.hydra.sweeper.get("params") or {}
+    texts = list(config.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
+    return list(OverridesParser.create().parse_overrides(texts))
+
+
+def count_jobs(config: DictConfig) -> int | None:
+    """Jobs in the sweep (None where a glob sweep makes it unknowable here)."""
+    total = 1
+    for override in sweep_overrides(config):
+        if override.is_sweep_override():
+            if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
+                return None
+            total *= len(list(override.sweep_iterator()))
+    return total
+
+
+def sweep_axes(config: DictConfig) -> list[str]:
+    """Param names of the swept keys other than the seed: the leaderboard's rows.
+
+    A swept config group (``fix=a,b``) is named by its option's ``name`` (``fix.name``)."""
+    keys = [o.get_key_element().lstrip("+~") for o in sweep_overrides(config) if o.is_sweep_override()]
+    axes = [f"{k}.name" if OmegaConf.select(config, k + ".name") is not None else k for k in keys if k != "seed"]
+    return axes or ["fix.name"]
+
+
+def _one_line(err: BaseException) -> str:
+    """A one-line account of a bad input: the key, the value and what is accepted."""
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+        group, _, value = err.missing_cfg_file.rpartition("/")
+        accepted = ", ".join(sorted(err.options or [])) or "(none found)"
+        return f"{group or 'config'}={value} is not an option of '{group}'; accepted: {accepted}"
+    if isinstance(err, OverrideParseException):
+        return f"override {err.override!r} could not be parsed; accepted: key=value (see Hydra's override grammar)"
+    cause = err.__cause__ if isinstance(err.__cause__, OmegaConfBaseException) else err
+    if isinstance(cause, OmegaConfBaseException) and cause.full_key:
+        return _omegaconf_line(err, cause)
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _omegaconf_line(err: BaseException, cause: OmegaConfBaseException) -> str:
+    given = re.search(r"use \+\S+?=(.*)$", str(err))
+    value = given.group(1) if given else cause.value
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
+        parent = cause.parent_node
+        keys = parent.keys() if isinstance(parent, DictConfig) else [f.name for f in fields(Config)]
+        where = cause.full_key.rpartition(".")[0] or "the top level"
+        accepted = ", ".join(sorted(map(str, keys)))
+        return f"{cause.full_key}={value} is not a config key; accepted keys under {where}: {accepted}"
+    return f"{cause.full_key}={value} is not accepted; {str(cause.msg).splitlines()[0]}"
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main() -> None:
+    """Entry point: bad input ends with one line on stderr and exit status 2.
+
+    Set ``HYDRA_FULL_ERROR=1`` for the traceback.
+    """
+    wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of exit(1)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run_errors.clear()
+        task()
+        if _run_errors:
+            raise _run_errors[0]
+    except KeyboardInterrupt:
+        _end_open_runs("KILLED", "interrupted")
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+        _end_open_runs("FAILED", _one_line(err))
+        if wants_traceback:
+            raise
+        print(f"error: {_one_line(err)}", file=sys.stderr)
+        sys.exit(2)
+    except BaseException as err:
+        _end_open_runs("FAILED", _one_line(err))
+        raise
+    _exit_for_failed_jobs()
+
+
+def _end_open_runs(status: str, error: str) -> None:
+    if "pipeline.tracking" in sys.modules:
+        sys.modules["pipeline.tracking"].end_open_runs(status, error)
+
+
+def _exit_for_failed_jobs() -> None:
+    if not _sweep_failures:
+        return
+    for line in sorted({f["error"] for f in _sweep_failures}):
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{len(_sweep_failures)} job(s) failed", file=sys.stderr)
+    sys.exit(2 if all(f["user_error"] for f in _sweep_failures) else 1)

@@ -1,0 +1,93 @@
+"""The data behind every plot, as plain JSON-ready dicts (plots.py only draws them)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from pipeline.metrics import N_BINS
+
+
+def pr_curve(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Precision-recall curve, the prevalence line (a random model) and the operating point."""
+    precision, recall, thresholds = skm.precision_recall_curve(y, p)
+    pred = p >= threshold
+    tp = float(np.sum(pred & (y == 1)))
+    return {
+        "recall": recall.tolist(),
+        "precision": precision.tolist(),
+        "thresholds": thresholds.tolist(),
+        "prevalence": float(np.mean(y)),
+        "pr_auc": float(skm.average_precision_score(y, p)),
+        "operating_point": {
+            "threshold": threshold,
+            "recall": tp / max(float(np.sum(y == 1)), 1.0),
+            "precision": tp / float(pred.sum()) if pred.any() else 1.0,
+        },
+    }
+
+
+def roc_curve(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    """ROC curve and the operating point."""
+    fpr, tpr, thresholds = skm.roc_curve(y, p)
+    pred = p >= threshold
+    return {
+        "fpr": fpr.tolist(),
+        "tpr": tpr.tolist(),
+        "thresholds": np.nan_to_num(thresholds, posinf=1.0).tolist(),
+        "roc_auc": float(skm.roc_auc_score(y, p)),
+        "operating_point": {"fpr": float(pred[y == 0].mean()), "tpr": float(pred[y == 1].mean())},
+    }
+
+
+def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
+    """Mean score, observed positive rate and count per non-empty equal-width bin."""
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    frame = pd.DataFrame({"bin": bins, "y": y, "p": p}).groupby("bin")
+    table = frame.agg(mean_score=("p", "mean"), observed=("y", "mean"), count=("y", "size"))
+    return {"n_bins": n_bins, **{col: table[col].tolist() for col in table.columns}}
+
+
+def reliability_by_group(y: np.ndarray, p: np.ndarray, group: pd.Series | None) -> dict[str, Any]:
+    """The overall reliability curve and one per group value."""
+    curves = {"overall": reliability(y, p)}
+    if group is not None:
+        values = np.asarray(group)
+        for value in pd.unique(values):
+            curves[str(value)] = reliability(y[values == value], p[values == value])
+    return curves
+
+
+def boundary(
+    score: Callable[[pd.DataFrame], np.ndarray], X: pd.DataFrame, y: np.ndarray, threshold: float, seed: int
+) -> dict[str, Any] | None:
+    """Scores on a 120 x 120 grid over two numeric features, plus a sample of the points.
+
+    Returns None unless the data has exactly two numeric columns.
+    """
+    if X.shape[1] != 2 or not all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
+        return None
+    lo, hi = X.quantile(0.005).to_numpy(), X.quantile(0.995).to_numpy()
+    xs, ys = np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120)
+    gx, gy = np.meshgrid(xs, ys)
+    grid = pd.DataFrame({X.columns[0]: gx.ravel(), X.columns[1]: gy.ravel()})
+    sample = _sample_points(y, 3000, seed)
+    return {
+        "columns": list(map(str, X.columns)),
+        "x": xs.tolist(),
+        "y": ys.tolist(),
+        "score": score(grid).reshape(gx.shape).round(5).tolist(),
+        "threshold": threshold,
+        "points": {"x": X.iloc[sample, 0].tolist(), "y": X.iloc[sample, 1].tolist(), "label": y[sample].tolist()},
+    }
+
+
+def _sample_points(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """All positives and enough negatives to total ``n`` rows, so the rare class stays visible."""
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    rng = np.random.default_rng(seed)
+    neg = rng.choice(neg, size=min(len(neg), max(n - len(pos), 0)), replace=False)
+    return np.sort(np.concatenate([pos[:n], neg]))

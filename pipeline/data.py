@@ -1,0 +1,130 @@
+"""Datasets, the positive rate, and the stratified train / calib / test split."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from pipeline.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Features, 0/1 labels (1 = the rare class we care about) and an optional subgroup column."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    group: pd.Series | None = None
+    categorical: list[str] = field(default_factory=list)
+
+    def take(self, rows: np.ndarray) -> Dataset:
+        """The dataset restricted to positional ``rows`` (the row index is kept)."""
+        group = None if self.group is None else self.group.iloc[rows]
+        return Dataset(self.X.iloc[rows], self.y[rows], group, self.categorical)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / calib / test parts of one (dataset, positive rate, split, seed)."""
+
+    train: Dataset
+    calib: Dataset
+    test: Dataset
+    fingerprint: str
+
+
+def make_blobs2d(
+    n_samples: int = 20000,
+    natural_rate: float = 0.3,
+    separation: float = 2.0,
+    group_b_share: float = 0.3,
+    group_b_odds: float = 5.0,
+    random_state: int = 0,
+) -> Dataset:
+    """Two unit-variance Gaussian blobs in 2-D whose means lie ``separation`` apart.
+
+    Rows fall in group ``b`` with probability ``group_b_share``; there the odds of a positive
+    are ``group_b_odds`` times those in group ``a``, yet both its classes sit 0.75 lower on ``x2``
+    (they look less risky than they are). The group is not a feature, so a model calibrated
+    overall under-predicts group b and over-predicts group a.
+    """
+    rng = np.random.default_rng(random_state)
+    in_b = rng.random(n_samples) < group_b_share
+    odds_a = _odds_for_overall_rate(natural_rate, group_b_share, group_b_odds)
+    odds = np.where(in_b, odds_a * group_b_odds, odds_a)
+    y = (rng.random(n_samples) < odds / (1 + odds)).astype(np.int8)
+    centre = separation / np.sqrt(2.0)
+    X = rng.standard_normal((n_samples, 2)) + centre * y[:, None]
+    X[:, 1] -= 0.75 * in_b
+    frame = pd.DataFrame(X, columns=["x1", "x2"])
+    return Dataset(frame, y, pd.Series(np.where(in_b, "b", "a"), name="group"))
+
+
+def _odds_for_overall_rate(rate: float, share_b: float, odds_ratio: float) -> float:
+    """Group a's odds such that the mixture of both groups has positive rate ``rate``."""
+    lo, hi = 1e-9, 1e9
+    for _ in range(200):
+        mid = np.sqrt(lo * hi)
+        p_a, p_b = mid / (1 + mid), mid * odds_ratio / (1 + mid * odds_ratio)
+        lo, hi = (mid, hi) if (1 - share_b) * p_a + share_b * p_b < rate else (lo, mid)
+    return float(np.sqrt(lo * hi))
+
+
+def set_positive_rate(data: Dataset, rate: float | None, seed: int) -> Dataset:
+    """Subsample one class so that the positive rate is ``rate``, keeping as many rows as possible.
+
+    ``None`` keeps the data's own rate. Rows keep their original order and index.
+    """
+    if rate is None:
+        return data
+    if not 0.0 < rate < 1.0:
+        raise ConfigError("imbalance.positive_rate", rate, "a number in (0, 1), or null for the data's own rate")
+    pos, neg = np.flatnonzero(data.y == 1), np.flatnonzero(data.y == 0)
+    rng = np.random.default_rng(seed)
+    if rate < len(pos) / len(data.y):
+        pos = rng.choice(pos, size=round(rate * len(neg) / (1 - rate)), replace=False)
+    else:
+        neg = rng.choice(neg, size=round(len(pos) * (1 - rate) / rate), replace=False)
+    return data.take(np.sort(np.concatenate([pos, neg])))
+
+
+def split(data: Dataset, calib: float, test: float, seed: int) -> Splits:
+    """Stratified, seeded train / calib / test split."""
+    if not (0 < calib < 1 and 0 < test < 1 and calib + test < 1):
+        raise ConfigError("split.calib+split.test", f"{calib}+{test}", "two fractions in (0, 1) whose sum is below 1")
+    rows = np.arange(len(data.y))
+    rest, test_rows = train_test_split(rows, test_size=test, stratify=data.y, random_state=seed)
+    train_rows, calib_rows = train_test_split(
+        rest, test_size=calib / (1 - test), stratify=data.y[rest], random_state=seed
+    )
+    parts = [data.take(np.sort(r)) for r in (train_rows, calib_rows, test_rows)]
+    return Splits(*parts, fingerprint=fingerprint(parts))
+
+
+def check_positives(splits: Splits, min_positives: int, rate: float | None) -> None:
+    """Refuse splits whose calib or test part has too few positives to evaluate on."""
+    parts = (splits.train, splits.calib, splits.test)
+    counts = {name: int(part.y.sum()) for name, part in zip(("train", "calib", "test"), parts)}
+    if counts["calib"] < min_positives or counts["test"] < min_positives or counts["train"] < 2:
+        raise ConfigError(
+            "imbalance.positive_rate",
+            rate,
+            f"a rate, dataset or split leaving >= {min_positives} positives in calib and test "
+            f"(split.min_positives) and >= 2 in train",
+            why=f"positives per part: {counts}",
+        )
+
+
+def fingerprint(parts: list[Dataset]) -> str:
+    """A short hash of the content (features, labels, groups, row ids) of the parts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(pd.util.hash_pandas_object(part.X, index=True).to_numpy().tobytes())
+        digest.update(np.ascontiguousarray(part.y).tobytes())
+        if part.group is not None:
+            digest.update(pd.util.hash_pandas_object(part.group, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]

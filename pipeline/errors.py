@@ -1,0 +1,17 @@
+"""The one error type that means "the user asked for something that cannot be done"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad input: names the key, the value given and what would be accepted.
+
+    The app prints ``str(err)`` as one line and exits with status 2.
+    """
+
+    def __init__(self, key: str, value: Any, accepted: str, why: str = "") -> None:
+        self.key, self.value, self.accepted, self.why = key, value, accepted, why
+        reason = f" ({why})" if why else ""
+        super().__init__(f"{key}={value!s} is not accepted{reason}; accepted: {accepted}")

@@ -1,0 +1,140 @@
+"""One run: data -> fix + model on train -> calibrate and choose a threshold on calib -> score test.
+
+``run(cfg)`` is a plain function of the composed config; it knows nothing of MLflow.
+Objects are built from their config nodes with ``hydra.utils.instantiate``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import curves, data, fixes, metrics, models
+from pipeline.decision import Costs, Decision
+
+#: Keys of an option node that describe it rather than being constructor arguments.
+META_KEYS = ("name", "scale")
+
+
+@dataclass
+class RunResult:
+    """Everything one run produced: what tracking logs and the DVC stages write."""
+
+    metrics: dict[str, float]
+    curves: dict[str, Any]
+    predictions: pd.DataFrame
+    model: Any
+    decision: Decision
+    info: dict[str, str] = field(default_factory=dict)
+
+
+def build(node: DictConfig) -> Any:
+    """Instantiate an option node, leaving out its descriptive keys (``name``, ``scale``)."""
+    kwargs = {k: v for k, v in node.items() if k not in META_KEYS}
+    return instantiate(OmegaConf.create(kwargs), _convert_="all")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of everything that decides a run's numbers (not where it is tracked)."""
+    keep = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("tracking", "study")}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(keep)).encode()).hexdigest()[:12]
+
+
+def prepare(cfg: DictConfig) -> data.Splits:
+    """The splits of (dataset, positive rate, split, seed); made once per process and reused."""
+    return _prepare(
+        OmegaConf.to_yaml(cfg.dataset), cfg.imbalance.positive_rate, OmegaConf.to_yaml(cfg.split), cfg.seed
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) -> data.Splits:
+    split = OmegaConf.create(split_yaml)
+    dataset = data.set_positive_rate(_load(dataset_yaml), rate, seed)
+    splits = data.split(dataset, split.calib, split.test, seed)
+    data.check_positives(splits, split.min_positives, rate)
+    return splits
+
+
+@functools.lru_cache(maxsize=4)
+def _load(dataset_yaml: str) -> data.Dataset:
+    dataset: data.Dataset = build(OmegaConf.create(dataset_yaml))
+    return dataset
+
+
+def fit(cfg: DictConfig, splits: data.Splits) -> tuple[Any, Any]:
+    """The fix + model pipeline fitted on train only, and its calibrated version (on calib)."""
+    fix = build(cfg.fix)
+    fixes.check_applicable(fix, splits.train.y)
+    pipe = fixes.compose(fix, models.preprocessing(cfg.model.get("scale", False)), build(cfg.model), cfg.seed)
+    pipe.fit(splits.train.X, splits.train.y)
+    calibrated = build(cfg.calibration).fit(pipe, splits.calib.X, splits.calib.y)
+    return pipe, calibrated
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Run one configuration end to end and return its metrics, curves and predictions."""
+    clock = {"start": time.perf_counter()}
+    costs = Costs(fp=float(cfg.costs.fp), fn=float(cfg.costs.fn))
+    splits = prepare(cfg)
+    clock["prepared"] = time.perf_counter()
+    pipe, model = fit(cfg, splits)
+    clock["fitted"] = time.perf_counter()
+    decision = build(cfg.threshold).choose(splits.calib.y, models.positive_scores(model, splits.calib.X), costs)
+    test = splits.test
+    p = models.positive_scores(model, test.X)
+    scores = _metrics(test, p, decision, costs)
+    scores["fix/train_positive_rate"] = float(pipe.named_steps["model"].fit_positive_rate_)
+    clock["evaluated"] = time.perf_counter()
+    scores.update(_timings(clock))
+    plots = _curves(test, p, decision, lambda X: models.positive_scores(model, X), cfg.seed)
+    info = {"config_hash": config_hash(cfg), "data_fingerprint": splits.fingerprint}
+    return RunResult(scores, plots, _predictions(test, p, decision), model, decision, info)
+
+
+def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs) -> dict[str, float]:
+    out = {f"test/{k}": float(v) for k, v in metrics.suite(test.y, p, decision.threshold, costs).items()}
+    out["calib/threshold"] = decision.threshold
+    out.update(decision.info)
+    if "calib/bayes_threshold" in decision.info:
+        bayes = p >= costs.bayes_threshold
+        out["test/expected_cost_at_bayes"] = metrics.expected_cost(test.y, bayes.astype(int), costs)
+    if test.group is not None:
+        groups = metrics.by_group(test.y, p, decision.threshold, test.group)
+        out.update({f"group/{k}": v for k, v in groups.items()})
+    return out
+
+
+def _curves(test: data.Dataset, p: np.ndarray, decision: Decision, score: Any, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "pr": curves.pr_curve(test.y, p, decision.threshold),
+        "roc": curves.roc_curve(test.y, p, decision.threshold),
+        "reliability": curves.reliability_by_group(test.y, p, test.group),
+    }
+    grid = curves.boundary(score, test.X, test.y, decision.threshold, seed)
+    if grid is not None:
+        out["boundary"] = grid
+    return out
+
+
+def _predictions(test: data.Dataset, p: np.ndarray, decision: Decision) -> pd.DataFrame:
+    """One row per test case: enough to recompute any metric later."""
+    frame = pd.DataFrame(
+        {"y_true": test.y.astype(np.int8), "score": p, "y_pred": (p >= decision.threshold).astype(np.int8)},
+        index=test.X.index,
+    )
+    frame["group"] = None if test.group is None else np.asarray(test.group)
+    return frame.rename_axis("row")
+
+
+def _timings(clock: dict[str, float]) -> dict[str, float]:
+    steps = list(clock.items())
+    return {f"time/{name}_s": t - prev for (_, prev), (name, t) in zip(steps, steps[1:])}

@@ -1,0 +1,136 @@
+"""Fixes: how a fix and a model compose into one leakage-safe imblearn Pipeline.
+
+A fix is either an imblearn sampler (a step before the model: it acts in ``fit`` only, so it
+never touches calib or test rows) or a meta-estimator with an ``estimator`` parameter that
+wraps the model (re-weighting now; MetaCost and cascades later).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from imblearn.pipeline import Pipeline
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from pipeline.errors import ConfigError
+
+
+class Reweight(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Fit ``estimator`` with every positive row weighted ``positive_weight`` (negatives weigh 1).
+
+    Parameters
+    ----------
+    estimator : classifier accepting ``sample_weight`` in ``fit``.
+    positive_weight : float or "balanced"
+        "balanced" means N_neg / N_pos of the data ``fit`` sees; 1.0 fits unweighted.
+
+    Attributes
+    ----------
+    fit_positive_rate_ : float
+        The weighted positive rate the estimator was fitted under: the prior that
+        calibration by prior correction must undo.
+    """
+
+    def __init__(self, estimator: Any = None, positive_weight: float | str = 1.0) -> None:
+        self.estimator = estimator
+        self.positive_weight = positive_weight
+
+    def fit(self, X: Any, y: Any) -> Reweight:
+        X, y = validate_data(self, X, y, ensure_all_finite=False, dtype=None)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if self.estimator is None:
+            raise ConfigError("fix.estimator", None, "a classifier to wrap")
+        weights = self._weights(y)
+        self.estimator_ = clone(self.estimator)
+        if weights is None:
+            self.estimator_.fit(X, y)
+        else:
+            self.estimator_.fit(X, y, sample_weight=weights)
+        self.fit_positive_rate_ = float(np.average(y == self.classes_[-1], weights=weights))
+        return self
+
+    def _weights(self, y: np.ndarray) -> np.ndarray | None:
+        positive = y == self.classes_[-1]
+        if self.positive_weight == "balanced":
+            weight = (~positive).sum() / max(positive.sum(), 1)
+        elif isinstance(self.positive_weight, (int, float)) and self.positive_weight > 0:
+            weight = float(self.positive_weight)
+        else:
+            raise ConfigError("fix.positive_weight", self.positive_weight, '"balanced" or a number > 0')
+        return None if weight == 1.0 else np.where(positive, weight, 1.0)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, ensure_all_finite=False, dtype=None)
+        return np.asarray(self.estimator_.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+class PositiveRatio:
+    """A ``sampling_strategy`` callable: resample until positives / negatives = ``ratio``.
+
+    Over-samplers add positives, under-samplers drop negatives; where the training data
+    already meets the ratio they leave it as it is (imblearn's float strategy raises there).
+    """
+
+    def __init__(self, ratio: float, sampling_type: str) -> None:
+        self.ratio = ratio
+        self.sampling_type = sampling_type
+
+    def __call__(self, y: np.ndarray) -> dict[int, int]:
+        n_pos, n_neg = int(np.sum(y == 1)), int(np.sum(y == 0))
+        if self.sampling_type == "over-sampling":
+            return {1: max(n_pos, round(self.ratio * n_neg))}
+        return {0: min(n_neg, max(round(n_pos / self.ratio), 1))}
+
+    def __repr__(self) -> str:
+        return f"PositiveRatio({self.ratio})"
+
+
+def with_positive_ratio(sampler: Any) -> Any:
+    """The sampler with a numeric ``sampling_strategy`` read as positives / negatives after resampling."""
+    ratio = getattr(sampler, "sampling_strategy", None)
+    kind = getattr(sampler, "_sampling_type", "")
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or kind not in ("over-sampling", "under-sampling"):
+        return sampler
+    if not ratio > 0:
+        raise ConfigError("fix.sampling_strategy", ratio, "a ratio positives / negatives > 0")
+    return clone(sampler).set_params(sampling_strategy=PositiveRatio(float(ratio), kind))
+
+
+def is_sampler(fix: Any) -> bool:
+    """True for an imblearn-style resampler (a pipeline step), False for a model wrapper."""
+    return hasattr(fix, "fit_resample")
+
+
+def compose(fix: Any, preprocess: list[tuple[str, Any]], estimator: Any, seed: int) -> Pipeline:
+    """``preprocess -> [sampler] -> model`` with every ``random_state`` inside set to ``seed``.
+
+    Samplers come after preprocessing so that SMOTE's neighbours use scaled distances;
+    the model is always wrapped (``Reweight`` by default) so the fitted prior is recorded.
+    """
+    if is_sampler(fix):
+        steps = [*preprocess, ("fix", with_positive_ratio(fix)), ("model", Reweight(estimator))]
+    else:
+        steps = [*preprocess, ("model", clone(fix).set_params(estimator=estimator))]
+    pipe = Pipeline(steps)
+    seeds = {key: seed for key in pipe.get_params() if key.endswith("random_state")}
+    return pipe.set_params(**seeds)
+
+
+def check_applicable(fix: Any, y_train: np.ndarray) -> None:
+    """Refuse, before fitting, a fix that cannot work on these training labels."""
+    k = getattr(fix, "k_neighbors", None)
+    n_pos = int(np.sum(y_train == 1))
+    if isinstance(k, int) and n_pos < k + 1:
+        raise ConfigError(
+            "fix.k_neighbors",
+            k,
+            f"at most {n_pos - 1} (the training split has {n_pos} positives; SMOTE needs k + 1)",
+        )

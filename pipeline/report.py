@@ -1,0 +1,117 @@
+"""Sweep leaderboard and cross-run charts, from the per-job records of a sweep."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline import plots
+
+#: Leaderboard columns: accuracy always beside the majority-class baseline it must beat.
+COLUMNS = ("test/pr_auc", "test/recall", "test/f1", "test/accuracy", "test/baseline_accuracy", "test/ece")
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per finished job: its params and metrics as columns."""
+    rows = [{**r["params"], **r["metrics"]} for r in records if r["status"] == "FINISHED"]
+    return pd.DataFrame(rows)
+
+
+def leaderboard(frame: pd.DataFrame, by: list[str], columns: tuple[str, ...] = COLUMNS) -> pd.DataFrame:
+    """Mean and std over seeds of each metric, one row per combination of the ``by`` keys.
+
+    Columns: the ``by`` keys, ``seeds`` (jobs averaged), then ``<metric>/mean`` and ``<metric>/std``.
+    Rows are sorted by the ``by`` keys, the positive rate descending (rarer and rarer).
+    """
+    columns = tuple(c for c in columns if c in frame.columns)
+    grouped = frame.groupby(by, sort=False)
+    table = grouped[list(columns)].agg(["mean", "std"])
+    table.columns = ["/".join(c) for c in table.columns]
+    table.insert(0, "seeds", grouped.size())
+    ascending = [key != "imbalance.positive_rate" for key in by]
+    return table.sort_index(level=by, ascending=ascending).reset_index()
+
+
+def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The leaderboard with ``mean +- std`` strings, one column per metric."""
+    metrics = [c.removesuffix("/mean") for c in table.columns if c.endswith("/mean")]
+    out = table.drop(columns=[f"{m}/{s}" for m in metrics for s in ("mean", "std")])
+    for metric in metrics:
+        mean, std = table[f"{metric}/mean"], table[f"{metric}/std"].fillna(0.0)
+        out[metric.removeprefix("test/")] = [f"{m:.{digits}f} +- {s:.{digits}f}" for m, s in zip(mean, std)]
+    return out
+
+
+def markdown(table: pd.DataFrame) -> str:
+    return str(formatted(table).to_markdown(index=False))
+
+
+@dataclass
+class SweepSummary:
+    """What a finished sweep shows: terminal text, parent-run metrics and note."""
+
+    text: str
+    metrics: dict[str, float]
+    note: str
+
+
+def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Param columns arrive as text; make the numeric ones sort as numbers ("None" -> NaN)."""
+    for col in columns:
+        converted = pd.to_numeric(frame[col].replace("None", "nan"), errors="coerce")
+        if converted.notna().sum() == frame[col].ne("None").sum():
+            frame[col] = converted
+    return frame
+
+
+def sweep_report(records: list[dict], by: list[str], out: Path) -> SweepSummary:
+    """Leaderboard (CSV, Markdown) and metric-vs-positive-rate chart in ``out``; a summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    failed = sum(r["status"] != "FINISHED" for r in records)
+    frame = records_frame(records)
+    counts = f"{len(records) - failed} finished, {failed} failed"
+    metrics = {"jobs/finished": float(len(records) - failed), "jobs/failed": float(failed)}
+    if frame.empty:
+        (out / "leaderboard.md").write_text(f"No job finished ({counts}).\n")
+        return SweepSummary(f"No job finished ({counts}).", metrics, f"Sweep: {counts}.")
+    by = [b for b in by if b in frame.columns]
+    frame = _numeric(frame, by)
+    table = leaderboard(frame, by)
+    table.to_csv(out / "leaderboard.csv", index=False)
+    text = markdown(table)
+    (out / "leaderboard.md").write_text(text + "\n")
+    if "imbalance.positive_rate" in by:
+        plots.save(plots.rate_figure(table, by), out / "metric_vs_positive_rate.png")
+    best = frame.loc[frame["test/pr_auc"].idxmax()]
+    metrics["best/test/pr_auc"] = float(best["test/pr_auc"])
+    metrics.update({f"mean/{c}": float(frame[c].mean()) for c in COLUMNS if c in frame.columns})
+    note = f"Sweep over {', '.join(by)}: {counts}. Best PR-AUC {best['test/pr_auc']:.3f}.\n\n{text}"
+    return SweepSummary(f"{formatted(table).to_string(index=False)}\n{counts}", metrics, note)
+
+
+def describe(cfg: DictConfig, result: Any) -> str:
+    """A run's Markdown note: the config in one line, headline metrics, accuracy against its
+    baseline, and the threshold with the policy that chose it."""
+    m, rate = result.metrics, cfg.imbalance.positive_rate
+    lines = [
+        f"**{cfg.fix.name}** + **{cfg.model.name}**, calibration **{cfg.calibration.name}**, "
+        f"threshold **{cfg.threshold.name}** on `{cfg.dataset.name}` at positive rate "
+        f"{'natural' if rate is None else rate}, seed {cfg.seed}.",
+        "",
+        "| PR-AUC | ROC-AUC | recall | precision | F1 | ECE | expected cost |",
+        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join(f"{m[f'test/{k}']:.3f}" for k in _HEADLINE) + " |",
+        "",
+        f"Accuracy {m['test/accuracy']:.3f} against {m['test/baseline_accuracy']:.3f} for always "
+        f"predicting the majority class.",
+        f"Threshold {m['calib/threshold']:.3g}, chosen by `{cfg.threshold.name}` on the calib split"
+        + (f" (Bayes threshold {m['calib/bayes_threshold']:.3g})." if "calib/bayes_threshold" in m else "."),
+    ]
+    return "\n".join(lines)
+
+
+_HEADLINE = ("pr_auc", "roc_auc", "recall", "precision", "f1", "ece", "expected_cost")

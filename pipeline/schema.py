@@ -1,0 +1,53 @@
+"""The typed top level of the config. Groups whose options build different objects
+(dataset, fix, model, calibration, threshold) stay open here; their keys are fixed by
+their option files and Hydra's struct mode, so an unknown key still fails at compose time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass
+class ImbalanceConf:
+    name: str = "rate"
+    positive_rate: Optional[float] = 0.05
+
+
+@dataclass
+class SplitConf:
+    name: str = "default"
+    calib: float = 0.2
+    test: float = 0.3
+    min_positives: int = 20
+
+
+@dataclass
+class CostsConf:
+    name: str = "default"
+    fp: float = 1.0
+    fn: float = 10.0
+
+
+@dataclass
+class TrackingConf:
+    name: str = "sqlite"
+    enabled: bool = True
+    uri: Optional[str] = None
+    experiment: Optional[str] = None
+    log_model: bool = True
+
+
+@dataclass
+class Config:
+    dataset: Any = None
+    imbalance: ImbalanceConf = field(default_factory=ImbalanceConf)
+    split: SplitConf = field(default_factory=SplitConf)
+    fix: Any = None
+    model: Any = None
+    calibration: Any = None
+    threshold: Any = None
+    costs: CostsConf = field(default_factory=CostsConf)
+    tracking: TrackingConf = field(default_factory=TrackingConf)
+    seed: int = 0
+    study: str = "adhoc"
