@@ -21,9 +21,9 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
-from hydra.core.override_parser.types import ValueType
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -127,6 +127,10 @@ class SweepCallback(Callback):
         self.parent: str | None = None
         self.started = 0.0
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Launchers such as joblib pickle the callbacks into their workers: the bar stays here.
+        return {**self.__dict__, "bar": None}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from tqdm import tqdm
 
@@ -212,7 +216,7 @@ def _omegaconf_line(err: BaseException, cause: OmegaConfBaseException) -> str:
     if isinstance(cause, (ConfigAttributeError, ConfigKeyError)):
         parent = cause.parent_node
         keys = parent.keys() if isinstance(parent, DictConfig) else [f.name for f in fields(Config)]
-        where = cause.full_key.rpartition(".")[0] or "the top level"
+        where = str(cause.full_key).rpartition(".")[0] or "the top level"
         accepted = ", ".join(sorted(map(str, keys)))
         return f"{cause.full_key}={value} is not a config key; accepted keys under {where}: {accepted}"
     return f"{cause.full_key}={value} is not accepted; {str(cause.msg).splitlines()[0]}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,8 @@ def boundary(
     """
     if X.shape[1] != 2 or not all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
         return None
-    lo, hi = X.quantile(0.005).to_numpy(), X.quantile(0.995).to_numpy()
+    lo, hi = X.min().to_numpy(), X.max().to_numpy()
+    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
     xs, ys = np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120)
     gx, gy = np.meshgrid(xs, ys)
     grid = pd.DataFrame({X.columns[0]: gx.ravel(), X.columns[1]: gy.ravel()})

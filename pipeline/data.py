@@ -102,13 +102,13 @@ def split(data: Dataset, calib: float, test: float, seed: int) -> Splits:
         rest, test_size=calib / (1 - test), stratify=data.y[rest], random_state=seed
     )
     parts = [data.take(np.sort(r)) for r in (train_rows, calib_rows, test_rows)]
-    return Splits(*parts, fingerprint=fingerprint(parts))
+    return Splits(parts[0], parts[1], parts[2], fingerprint=fingerprint(parts))
 
 
 def check_positives(splits: Splits, min_positives: int, rate: float | None) -> None:
     """Refuse splits whose calib or test part has too few positives to evaluate on."""
     parts = (splits.train, splits.calib, splits.test)
-    counts = {name: int(part.y.sum()) for name, part in zip(("train", "calib", "test"), parts)}
+    counts = {name: int(part.y.sum()) for name, part in zip(("train", "calib", "test"), parts, strict=True)}
     if counts["calib"] < min_positives or counts["test"] < min_positives or counts["train"] < 2:
         raise ConfigError(
             "imbalance.positive_rate",

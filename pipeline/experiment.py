@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,15 +45,15 @@ def build(node: DictConfig) -> Any:
 
 def config_hash(cfg: DictConfig) -> str:
     """A short hash of everything that decides a run's numbers (not where it is tracked)."""
-    keep = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in ("tracking", "study")}
+    whole = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(whole, dict)
+    keep = {k: v for k, v in whole.items() if k not in ("tracking", "study")}
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(keep)).encode()).hexdigest()[:12]
 
 
 def prepare(cfg: DictConfig) -> data.Splits:
     """The splits of (dataset, positive rate, split, seed); made once per process and reused."""
-    return _prepare(
-        OmegaConf.to_yaml(cfg.dataset), cfg.imbalance.positive_rate, OmegaConf.to_yaml(cfg.split), cfg.seed
-    )
+    return _prepare(OmegaConf.to_yaml(cfg.dataset), cfg.imbalance.positive_rate, OmegaConf.to_yaml(cfg.split), cfg.seed)
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,7 +67,9 @@ def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) 
 
 @functools.lru_cache(maxsize=4)
 def _load(dataset_yaml: str) -> data.Dataset:
-    dataset: data.Dataset = build(OmegaConf.create(dataset_yaml))
+    node = OmegaConf.create(dataset_yaml)
+    assert isinstance(node, DictConfig)
+    dataset: data.Dataset = build(node)
     return dataset
 
 
@@ -136,5 +139,4 @@ def _predictions(test: data.Dataset, p: np.ndarray, decision: Decision) -> pd.Da
 
 
 def _timings(clock: dict[str, float]) -> dict[str, float]:
-    steps = list(clock.items())
-    return {f"time/{name}_s": t - prev for (_, prev), (name, t) in zip(steps, steps[1:])}
+    return {f"time/{name}_s": t - prev for (_, prev), (name, t) in itertools.pairwise(clock.items())}

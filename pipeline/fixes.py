@@ -69,6 +69,7 @@ class Reweight(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         return np.asarray(self.estimator_.predict_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
 
 
@@ -97,7 +98,11 @@ def with_positive_ratio(sampler: Any) -> Any:
     """The sampler with a numeric ``sampling_strategy`` read as positives / negatives after resampling."""
     ratio = getattr(sampler, "sampling_strategy", None)
     kind = getattr(sampler, "_sampling_type", "")
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or kind not in ("over-sampling", "under-sampling"):
+    if (
+        isinstance(ratio, bool)
+        or not isinstance(ratio, (int, float))
+        or kind not in ("over-sampling", "under-sampling")
+    ):
         return sampler
     if not ratio > 0:
         raise ConfigError("fix.sampling_strategy", ratio, "a ratio positives / negatives > 0")

@@ -6,8 +6,9 @@ Figures use matplotlib's object API on an Agg canvas: no pyplot state, no displa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -47,7 +48,9 @@ def reliability_figure(c: dict[str, Any]) -> Figure:
     fig, ax = _axes("Reliability (test)", "mean predicted probability", "observed positive rate")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", label="perfectly calibrated")
     for name, curve in c.items():
-        ax.plot(curve["mean_score"], curve["observed"], "o-", ms=3, label=name if name == "overall" else f"group {name}")
+        ax.plot(
+            curve["mean_score"], curve["observed"], "o-", ms=3, label=name if name == "overall" else f"group {name}"
+        )
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -83,7 +86,9 @@ def write_all(curves: dict[str, Any], out: Path) -> None:
             FIGURES[name](data).savefig(out / "plots" / f"{name}.png")
 
 
-def rate_figure(table: Any, by: list[str], metrics: tuple[str, ...] = ("test/pr_auc", "test/recall", "test/ece")) -> Figure:
+def rate_figure(
+    table: Any, by: list[str], metrics: tuple[str, ...] = ("test/pr_auc", "test/recall", "test/ece")
+) -> Figure:
     """Each metric (mean +- std over seeds) against the positive rate, one line per other axis value."""
     fig = Figure(figsize=(4.2 * len(metrics), 3.8), dpi=90)
     FigureCanvasAgg(fig)

@@ -42,7 +42,9 @@ def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     out = table.drop(columns=[f"{m}/{s}" for m in metrics for s in ("mean", "std")])
     for metric in metrics:
         mean, std = table[f"{metric}/mean"], table[f"{metric}/std"].fillna(0.0)
-        out[metric.removeprefix("test/")] = [f"{m:.{digits}f} +- {s:.{digits}f}" for m, s in zip(mean, std)]
+        out[metric.removeprefix("test/")] = [
+            f"{m:.{digits}f} +- {s:.{digits}f}" for m, s in zip(mean, std, strict=True)
+        ]
     return out
 
 
@@ -86,7 +88,7 @@ def sweep_report(records: list[dict], by: list[str], out: Path) -> SweepSummary:
     (out / "leaderboard.md").write_text(text + "\n")
     if "imbalance.positive_rate" in by:
         plots.save(plots.rate_figure(table, by), out / "metric_vs_positive_rate.png")
-    best = frame.loc[frame["test/pr_auc"].idxmax()]
+    best = frame.iloc[int(frame["test/pr_auc"].to_numpy().argmax())]
     metrics["best/test/pr_auc"] = float(best["test/pr_auc"])
     metrics.update({f"mean/{c}": float(frame[c].mean()) for c in COLUMNS if c in frame.columns})
     note = f"Sweep over {', '.join(by)}: {counts}. Best PR-AUC {best['test/pr_auc']:.3f}.\n\n{text}"

@@ -5,13 +5,13 @@ their option files and Hydra's struct mode, so an unknown key still fails at com
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass
 class ImbalanceConf:
     name: str = "rate"
-    positive_rate: Optional[float] = 0.05
+    positive_rate: float | None = 0.05
 
 
 @dataclass
@@ -33,8 +33,8 @@ class CostsConf:
 class TrackingConf:
     name: str = "sqlite"
     enabled: bool = True
-    uri: Optional[str] = None
-    experiment: Optional[str] = None
+    uri: str | None = None
+    experiment: str | None = None
     log_model: bool = True
 
 

@@ -13,8 +13,9 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -50,7 +51,10 @@ def _store_path(uri: str) -> Path | None:
 def _client(uri: str) -> Any:
     from mlflow import MlflowClient
 
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)  # the per-save pickle notice
+    # MLflow's INFO lines (store creation, migrations) and the pickle notice on every model
+    # save would bury a run's one-line summary or error.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -102,6 +106,7 @@ def run_name(cfg: DictConfig) -> str:
 @functools.cache
 def git_tags() -> dict[str, str]:
     """The commit and dirty flag of the repository the code runs from."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip() if done.returncode == 0 else ""

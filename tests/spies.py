@@ -1,0 +1,31 @@
+"""Spies built through the config (``fix._target_=tests.spies.SpySampler``): they record the
+rows each step of a run is shown, so the no-leakage invariant is checked on the real run."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from imblearn.over_sampling import RandomOverSampler
+
+from pipeline.calibration import Calibrator
+
+
+class SpySampler(RandomOverSampler):
+    """A random over-sampler that records the row index of every frame it resamples."""
+
+    seen: ClassVar[list[np.ndarray]] = []
+
+    def fit_resample(self, X: Any, y: Any, **params: Any) -> Any:
+        SpySampler.seen.append(np.asarray(X.index))
+        return super().fit_resample(X, y, **params)
+
+
+class SpyCalibrator(Calibrator):
+    """Platt scaling that records the rows it calibrates on and every row scored afterwards."""
+
+    seen_fit: ClassVar[list[np.ndarray]] = []
+
+    def fit(self, model: Any, X: Any, y: Any) -> Any:
+        SpyCalibrator.seen_fit.append(np.asarray(X.index))
+        return super().fit(model, X, y)

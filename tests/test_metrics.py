@@ -1,0 +1,98 @@
+"""The metric suite against hand-computed values on tiny inputs and against scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as skm
+
+from pipeline import metrics
+from pipeline.decision import Costs
+
+
+def test_ece_by_hand() -> None:
+    # one case per bin: bins 1, 3, 10, 13 of 15; |y - p| = .1, .2, .3, .1
+    assert metrics.ece(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.7, 0.9])) == pytest.approx(0.175)
+    # two cases in bin 4: |mean y - mean p| = |0.5 - 0.305|, bin share 1
+    assert metrics.ece(np.array([1, 0]), np.array([0.30, 0.31])) == pytest.approx(0.195)
+    # a score of exactly 1.0 lands in the last bin, not past it
+    assert metrics.ece(np.array([1, 1]), np.array([1.0, 0.94])) == pytest.approx(0.03)
+
+
+def test_ece_bins_are_fifteen_equal_widths() -> None:
+    # 0.02 and 0.05 share bin 0 ([0, 1/15)); with 20 bins 0.05 opens bin 1
+    y, p = np.array([1, 0]), np.array([0.02, 0.05])
+    assert metrics.ece(y, p) == pytest.approx(abs(0.5 - 0.035))
+    assert metrics.ece(y, p, n_bins=20) == pytest.approx((0.98 + 0.05) / 2)
+
+
+def test_recall_at_precision_by_hand() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    assert metrics.recall_at_precision(y, p, 0.9) == pytest.approx(2 / 3)
+    assert metrics.recall_at_precision(y, p, 0.75) == pytest.approx(1.0)
+    assert metrics.recall_at_precision(np.array([0, 1]), np.array([0.9, 0.1]), 0.9) == 0.0
+
+
+def test_expected_cost_by_hand() -> None:
+    y, pred = np.array([1, 0, 1, 0]), np.array([0, 1, 1, 0])
+    assert metrics.expected_cost(y, pred, Costs(fp=1, fn=10)) == pytest.approx(11 / 4)
+
+
+def test_suite_matches_scikit_learn_and_baseline() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.1).astype(int)
+    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
+    out = metrics.suite(y, p, 0.5, Costs(fp=1, fn=5))
+    pred = (p >= 0.5).astype(int)
+    assert out["accuracy"] == skm.accuracy_score(y, pred)
+    assert out["baseline_accuracy"] == pytest.approx(1 - y.mean())
+    assert out["pr_auc"] == skm.average_precision_score(y, p)
+    assert out["roc_auc"] == skm.roc_auc_score(y, p)
+    assert out["f2"] == skm.fbeta_score(y, pred, beta=2)
+    assert out["mcc"] == skm.matthews_corrcoef(y, pred)
+    assert out["brier"] == skm.brier_score_loss(y, p)
+    precision, recall, _ = skm.precision_recall_curve(y, p)
+    assert out["recall_at_p90"] == pytest.approx(
+        max(r for pr, r in zip(precision, recall, strict=True) if pr >= 0.9 and r > 0)
+    )
+
+
+def test_constant_majority_predictor_wins_accuracy_and_nothing_else() -> None:
+    y = np.r_[np.zeros(99), np.ones(1)].astype(int)
+    out = metrics.suite(y, np.full(100, 0.01), 0.5, Costs(fp=1, fn=10))
+    assert out["accuracy"] == out["baseline_accuracy"] == 0.99
+    assert out["recall"] == 0 and out["f1"] == 0 and out["mcc"] == 0
+    assert out["expected_cost"] == pytest.approx(0.1)
+
+
+def test_by_group_by_hand() -> None:
+    y, p = np.array([0, 1, 0, 0]), np.array([0.2, 0.6, 0.1, 0.3])
+    out = metrics.by_group(y, p, 0.5, np.array(["a", "a", "b", "b"]))
+    assert out == pytest.approx(
+        {
+            "a/n": 2, "a/prevalence": 0.5, "a/ece": 0.3, "a/brier": 0.1, "a/pr_auc": 1.0, "a/recall": 1.0,
+            "b/n": 2, "b/prevalence": 0.0, "b/ece": 0.2, "b/brier": 0.05,
+        }
+    )  # fmt: skip
+
+
+def test_metric_key_sanitises_group_values() -> None:
+    # "/" would nest the name in MLflow's UI: it is replaced like any other unsafe character
+    assert metrics.metric_key("north/east (EU)") == "north_east _EU_"
+    assert metrics.metric_key("") == "_"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0, 1)), min_size=2, max_size=60))
+def test_ece_is_bounded_and_zero_when_scores_are_bin_frequencies(cases: list[tuple[bool, float]]) -> None:
+    y = np.array([int(c[0]) for c in cases])
+    p = np.array([c[1] for c in cases])
+    assert 0.0 <= metrics.ece(y, p) <= 1.0
+    bins = np.minimum((p * 15).astype(int), 14)
+    frequencies = np.array([y[bins == b].mean() for b in bins])
+    matched = np.clip(frequencies, bins / 15, np.nextafter((bins + 1) / 15, 0))
+    if np.allclose(matched, frequencies):
+        assert metrics.ece(y, frequencies) == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,223 @@
+"""The real CLI against a real SQLite MLflow store, read back with MlflowClient."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from sklearn import metrics as skm
+
+from pipeline import experiment
+from pipeline.paths import CONF_DIR, REPO_ROOT
+from tests.conftest import client
+
+ONE_RUN = [
+    "dataset=blobs2d", "imbalance.positive_rate=0.05", "fix=smote", "model=logreg",
+    "calibration=isotonic", "threshold=min_cost", "costs.fn=10", "costs.fp=1", "seed=3",
+]  # fmt: skip
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """The issue's one-run command, tracked to a fresh store (shared by the tests below)."""
+    tmp = tmp_path_factory.mktemp("one_run")
+    store = tmp / "mlflow.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *ONE_RUN, f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp}/run"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return store, done
+
+
+def _only_run(store: Path):  # type: ignore[no-untyped-def]
+    c = client(store)
+    experiment_ = c.get_experiment_by_name("adhoc")
+    runs = c.search_runs([experiment_.experiment_id])
+    assert len(runs) == 1
+    return c, experiment_, runs[0]
+
+
+def test_one_run_logs_params_metrics_tags_and_artifacts(one_run: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    store, done = one_run
+    c, exp, run = _only_run(store)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.info.status == "FINISHED" and run.info.run_name == "smote-logreg-isotonic-p0.05-s3"
+    p = run.data.params
+    assert (p["fix.name"], p["model.name"], p["calibration.name"], p["threshold.name"]) == (
+        "smote", "logreg", "isotonic", "min_cost",
+    )  # fmt: skip
+    assert p["imbalance.positive_rate"] == "0.05" and p["costs.fn"] == "10.0" and p["seed"] == "3"
+    m = run.data.metrics
+    for key in ("test/pr_auc", "test/recall_at_p90", "test/expected_cost", "test/ece", "test/accuracy",
+                "test/baseline_accuracy", "calib/threshold", "calib/bayes_threshold", "test/expected_cost_at_bayes",
+                "group/a/ece", "group/b/ece", "group/b/pr_auc", "fix/train_positive_rate"):  # fmt: skip
+        assert key in m, key
+    assert m["calib/bayes_threshold"] == pytest.approx(1 / 11)
+    tags = run.data.tags
+    assert len(tags["mlflow.source.git.commit"]) in (40, len("unknown"))
+    assert tags["git_dirty"] in ("true", "false") and len(tags["config_hash"]) == 12
+    assert len(tags["data_fingerprint"]) == 16 and "Threshold" in tags["mlflow.note.content"]
+    files = _artifacts(c, run.info.run_id)
+    for name in ("pr", "roc", "reliability", "boundary"):
+        assert f"plots/{name}.png" in files and f"curves/{name}.json" in files
+    assert {"predictions/test.parquet", "model/MLmodel", "config.yaml"} <= files
+    assert "Open the MLflow UI" in done.stdout and str(store) in done.stdout
+
+
+def _artifacts(c, run_id: str, path: str = "") -> set[str]:  # type: ignore[no-untyped-def]
+    out: set[str] = set()
+    for item in c.list_artifacts(run_id, path):
+        out |= _artifacts(c, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def test_metrics_recompute_from_the_logged_predictions(
+    one_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    c, _, run = _only_run(one_run[0])
+    local = c.download_artifacts(run.info.run_id, "predictions/test.parquet", str(tmp_path))
+    pred = pd.read_parquet(local)
+    assert list(pred.columns) == ["y_true", "score", "y_pred", "group"]
+    m, y, s = run.data.metrics, pred.y_true.to_numpy(), pred.score.to_numpy()
+    assert m["test/pr_auc"] == pytest.approx(skm.average_precision_score(y, s), abs=1e-9)
+    assert m["test/roc_auc"] == pytest.approx(skm.roc_auc_score(y, s), abs=1e-9)
+    assert m["test/brier"] == pytest.approx(skm.brier_score_loss(y, s), abs=1e-9)
+    assert m["test/f1"] == pytest.approx(skm.f1_score(y, pred.y_pred), abs=1e-9)
+    assert np.array_equal(pred.y_pred, (s >= m["calib/threshold"]).astype(int))
+    b = pred.group == "b"
+    assert m["group/b/n"] == b.sum() and m["group/b/prevalence"] == pytest.approx(y[b].mean(), abs=1e-12)
+
+
+def test_the_logged_model_reproduces_the_logged_scores(
+    one_run: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    c, _, run = _only_run(one_run[0])
+    model = mlflow.sklearn.load_model(c.download_artifacts(run.info.run_id, "model", str(tmp_path)))
+    pred = pd.read_parquet(c.download_artifacts(run.info.run_id, "predictions/test.parquet", str(tmp_path)))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*ONE_RUN, "hydra.callbacks={}"])
+    GlobalHydra.instance().clear()
+    test = experiment.prepare(cfg).test
+    assert test.X.index.equals(pred.index)
+    assert np.allclose(model.predict_proba(test.X)[:, 1], pred.score, atol=1e-12)
+
+
+def _statuses(store: Path) -> list[str]:
+    if not store.exists():
+        return []
+    c = client(store)
+    return [r.info.status for e in c.search_experiments() for r in c.search_runs([e.experiment_id])]
+
+
+def test_unknown_fix_exits_2_with_one_line_listing_the_fixes(cli: Cli, tmp_path: Path) -> None:
+    done = cli("fix=smot")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "fix=smot" in lines[0] and "class_weight, none, random_over, random_under, smote" in lines[0]
+    assert "RUNNING" not in _statuses(tmp_path / "mlflow.db")
+
+
+def test_bad_value_ends_its_run_failed_with_the_error_line(cli: Cli, tmp_path: Path) -> None:
+    done = cli("costs.fp=-2")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "costs.fp=-2.0" in done.stderr and ">= 0" in done.stderr
+    _, _, run = _only_run(tmp_path / "mlflow.db")
+    assert run.info.status == "FAILED" and run.data.tags["error"] == done.stderr.strip().removeprefix("error: ")
+
+
+def test_sweep_with_a_failing_job_on_a_new_store(cli: Cli, tmp_path: Path) -> None:
+    store = tmp_path / "new" / "mlflow.db"
+    done = cli("--multirun", "imbalance.positive_rate=0.2,0.1,0.05,0.001", "study=four", store=store)
+    assert done.returncode == 2, done.stderr  # the one failure is a bad input
+    assert "imbalance.positive_rate=0.001" in done.stderr
+    c = client(store)
+    runs = c.search_runs([c.get_experiment_by_name("four").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(r.info.status for r in children) == ["FAILED", "FINISHED", "FINISHED", "FINISHED"]
+    failed = next(r for r in children if r.info.status == "FAILED")
+    assert failed.data.params["imbalance.positive_rate"] == "0.001" and "calib" in failed.data.tags["error"]
+    parent = parents[0]
+    assert parent.data.metrics["jobs/failed"] == 1 and parent.data.metrics["jobs/finished"] == 3
+    files = _artifacts(c, parent.info.run_id)
+    assert {"leaderboard.csv", "leaderboard.md", "metric_vs_positive_rate.png"} <= files
+    board = pd.read_csv(c.download_artifacts(parent.info.run_id, "leaderboard.csv", str(tmp_path)))
+    assert board["imbalance.positive_rate"].tolist() == [0.2, 0.1, 0.05]
+    finished = {float(r.data.params["imbalance.positive_rate"]): r for r in children if r.info.status == "FINISHED"}
+    for _, row in board.iterrows():
+        assert row["test/pr_auc/mean"] == pytest.approx(
+            finished[row["imbalance.positive_rate"]].data.metrics["test/pr_auc"]
+        )
+
+
+def test_sigterm_ends_every_run_killed_never_running(cli: Cli, tmp_path: Path) -> None:
+    store = tmp_path / "mlflow.db"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--multirun", "seed=range(0,40)", "study=term",
+         f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # watch the job records, not the store: a second process opening a store that is being
+    # created can corrupt it
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob("sweep/*/result.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    statuses = _statuses(store)
+    assert "RUNNING" not in statuses and "KILLED" in statuses and 3 <= len(statuses) < 41
+
+
+def test_help_and_cfg_do_not_import_the_heavy_libraries() -> None:
+    probe = (
+        "import sys; sys.argv = ['pipeline', '--cfg', 'job']\n"
+        "from pipeline.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'mlflow', 'torch', 'imblearn', 'sklearn'})\n"
+        "print('HEAVY=' + json.dumps(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert "fix:" in done.stdout  # it printed the config
+    assert json.loads(done.stdout.split("HEAVY=")[1]) == []
+
+
+def test_sequential_and_joblib_launchers_give_the_same_metrics(cli: Cli, tmp_path: Path) -> None:
+    sweep = ["--multirun", "fix=none,smote", "imbalance.positive_rate=0.1", "dataset.n_samples=6000", "study=par"]
+    assert cli(*sweep, store=tmp_path / "seq.db").returncode == 0
+    done = cli(*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", store=tmp_path / "par.db")
+    assert done.returncode == 0, done.stderr
+
+    def children(store: Path) -> dict[str, dict[str, float]]:
+        c = client(store)
+        runs = c.search_runs([c.get_experiment_by_name("par").experiment_id])
+        return {
+            r.info.run_name: {k: v for k, v in r.data.metrics.items() if not k.startswith("time/")}
+            for r in runs
+            if "mlflow.parentRunId" in r.data.tags
+        }
+
+    sequential = children(tmp_path / "seq.db")
+    assert set(sequential) == {"none-logreg-none-p0.1-s0", "smote-logreg-none-p0.1-s0"}
+    assert children(tmp_path / "par.db") == sequential
