@@ -6,7 +6,7 @@ STORE  := sqlite:///$(CURDIR)/mlflow.db
 PORT   ?= 5000
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help run test test-all lint ui clean
+.PHONY: help run test test-all lint ui repro params clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,5 +36,11 @@ ui: $(STAMP)  ## the MLflow UI on the default store, on 127.0.0.1
 	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store $(STORE)); Ctrl-C stops it"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
 
+repro: $(STAMP)  ## dvc repro: prepare -> train -> evaluate on params.yaml
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc repro
+
+params: $(STAMP)  ## regenerate params.yaml from conf/ (as `dvc exp run` composes it)
+	$(PY) -m pipeline.stages.params
+
 clean:  ## remove run outputs (keeps .venv)
-	rm -rf outputs multirun mlartifacts mlruns mlflow.db
+	rm -rf outputs multirun mlartifacts mlruns mlflow.db data/prepared models reports/plots reports/curves

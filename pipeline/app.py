@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
@@ -30,10 +29,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from pipeline.errors import ConfigError
 from pipeline.paths import CONF_DIR
-from pipeline.schema import Config
+from pipeline.schema import Config  # the schema itself is registered by hydra_plugins/imbalance_lab
 
 log = logging.getLogger("pipeline")
-ConfigStore.instance().store(name="base_config", node=Config)
 
 RESULT_FILE = "result.json"
 #: What the last sweep in this process left for ``main`` to report: failed job errors.

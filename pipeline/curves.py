@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from pipeline.decision import Costs, ThresholdTable
 from pipeline.metrics import N_BINS
 
 
@@ -41,6 +42,19 @@ def roc_curve(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
         "thresholds": np.nan_to_num(thresholds, posinf=1.0).tolist(),
         "roc_auc": float(skm.roc_auc_score(y, p)),
         "operating_point": {"fpr": float(pred[y == 0].mean()), "tpr": float(pred[y == 1].mean())},
+    }
+
+
+def cost_curve(y: np.ndarray, p: np.ndarray, costs: Costs, threshold: float) -> dict[str, Any]:
+    """Expected cost per case at every distinct score used as threshold, with the chosen
+    threshold and the Bayes threshold cFP / (cFP + cFN) marked."""
+    table = ThresholdTable.of(y, p)
+    return {
+        "threshold": np.minimum(table.thresholds, 1.0).tolist(),
+        "expected_cost": table.cost(costs).tolist(),
+        "chosen": threshold,
+        "bayes": costs.bayes_threshold,
+        "costs": {"fp": costs.fp, "fn": costs.fn},
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,3 +129,31 @@ def fingerprint(parts: list[Dataset]) -> str:
         if part.group is not None:
             digest.update(pd.util.hash_pandas_object(part.group, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+PARTS = ("train", "calib", "test")
+#: Reserved column names for the label and the subgroup in a prepared parquet file.
+TARGET, GROUP = "_target", "_group"
+
+
+def write_splits(splits: Splits, folder: Path) -> None:
+    """``folder/{train,calib,test}.parquet``: features, ``_target``, ``_group``, row index."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in PARTS:
+        part: Dataset = getattr(splits, name)
+        frame = part.X.assign(**{TARGET: part.y})
+        if part.group is not None:
+            frame[GROUP] = np.asarray(part.group)
+        frame.to_parquet(folder / f"{name}.parquet")
+
+
+def read_part(path: Path) -> Dataset:
+    """One prepared part, as ``write_splits`` wrote it."""
+    frame = pd.read_parquet(path)
+    group = frame.pop(GROUP).rename("group") if GROUP in frame else None
+    return Dataset(frame, frame.pop(TARGET).to_numpy(), group)
+
+
+def read_splits(folder: Path) -> Splits:
+    parts = [read_part(folder / f"{name}.parquet") for name in PARTS]
+    return Splits(parts[0], parts[1], parts[2], fingerprint=fingerprint(parts))

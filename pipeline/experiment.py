@@ -73,34 +73,60 @@ def _load(dataset_yaml: str) -> data.Dataset:
     return dataset
 
 
-def fit(cfg: DictConfig, splits: data.Splits) -> tuple[Any, Any]:
-    """The fix + model pipeline fitted on train only, and its calibrated version (on calib)."""
+@dataclass
+class Fitted:
+    """What training produces: the fix + model pipeline (fitted on train), its calibrated
+    version (calibrated on calib) and the decision threshold (chosen on calib)."""
+
+    pipe: Any
+    model: Any
+    decision: Decision
+
+    @property
+    def fit_positive_rate(self) -> float:
+        """The (weighted) positive rate the model was fitted under, after the fix."""
+        return float(self.pipe.named_steps["model"].fit_positive_rate_)
+
+
+def costs_of(cfg: DictConfig) -> Costs:
+    return Costs(fp=float(cfg.costs.fp), fn=float(cfg.costs.fn))
+
+
+def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
+    """Fit fix + model on train only; calibrate and choose the threshold on calib only."""
     fix = build(cfg.fix)
     fixes.check_applicable(fix, splits.train.y)
     pipe = fixes.compose(fix, models.preprocessing(cfg.model.get("scale", False)), build(cfg.model), cfg.seed)
     pipe.fit(splits.train.X, splits.train.y)
     calibrated = build(cfg.calibration).fit(pipe, splits.calib.X, splits.calib.y)
-    return pipe, calibrated
+    scores = models.positive_scores(calibrated, splits.calib.X)
+    return Fitted(pipe, calibrated, build(cfg.threshold).choose(splits.calib.y, scores, costs_of(cfg)))
+
+
+def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
+    """Score the test split: metrics, curves and the prediction table (test rows only here)."""
+    p = models.positive_scores(fitted.model, test.X)
+    scores = _metrics(test, p, fitted.decision, costs_of(cfg))
+    scores["fix/train_positive_rate"] = fitted.fit_positive_rate
+    plots = _curves(
+        test, p, fitted.decision, costs_of(cfg), lambda X: models.positive_scores(fitted.model, X), cfg.seed
+    )
+    info = {"config_hash": config_hash(cfg)}
+    return RunResult(scores, plots, _predictions(test, p, fitted.decision), fitted.model, fitted.decision, info)
 
 
 def run(cfg: DictConfig) -> RunResult:
     """Run one configuration end to end and return its metrics, curves and predictions."""
     clock = {"start": time.perf_counter()}
-    costs = Costs(fp=float(cfg.costs.fp), fn=float(cfg.costs.fn))
     splits = prepare(cfg)
     clock["prepared"] = time.perf_counter()
-    pipe, model = fit(cfg, splits)
+    fitted = fit(cfg, splits)
     clock["fitted"] = time.perf_counter()
-    decision = build(cfg.threshold).choose(splits.calib.y, models.positive_scores(model, splits.calib.X), costs)
-    test = splits.test
-    p = models.positive_scores(model, test.X)
-    scores = _metrics(test, p, decision, costs)
-    scores["fix/train_positive_rate"] = float(pipe.named_steps["model"].fit_positive_rate_)
+    result = evaluate(cfg, fitted, splits.test)
     clock["evaluated"] = time.perf_counter()
-    scores.update(_timings(clock))
-    plots = _curves(test, p, decision, lambda X: models.positive_scores(model, X), cfg.seed)
-    info = {"config_hash": config_hash(cfg), "data_fingerprint": splits.fingerprint}
-    return RunResult(scores, plots, _predictions(test, p, decision), model, decision, info)
+    result.metrics.update(_timings(clock))
+    result.info["data_fingerprint"] = splits.fingerprint
+    return result
 
 
 def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs) -> dict[str, float]:
@@ -116,11 +142,14 @@ def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs
     return out
 
 
-def _curves(test: data.Dataset, p: np.ndarray, decision: Decision, score: Any, seed: int) -> dict[str, Any]:
+def _curves(
+    test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs, score: Any, seed: int
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "pr": curves.pr_curve(test.y, p, decision.threshold),
         "roc": curves.roc_curve(test.y, p, decision.threshold),
         "reliability": curves.reliability_by_group(test.y, p, test.group),
+        "cost": curves.cost_curve(test.y, p, costs, decision.threshold),
     }
     grid = curves.boundary(score, test.X, test.y, decision.threshold, seed)
     if grid is not None:

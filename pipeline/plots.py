@@ -55,6 +55,18 @@ def reliability_figure(c: dict[str, Any]) -> Figure:
     return fig
 
 
+def cost_figure(c: dict[str, Any]) -> Figure:
+    fig, ax = _axes(
+        f"Expected cost per case (cFP={c['costs']['fp']:g}, cFN={c['costs']['fn']:g})", "threshold", "cost", False
+    )
+    ax.plot(c["threshold"], c["expected_cost"], drawstyle="steps-post", label="test")
+    ax.axvline(c["chosen"], c="crimson", ls="-", label=f"chosen {c['chosen']:.3g}")
+    ax.axvline(c["bayes"], c="grey", ls="--", label=f"Bayes cFP/(cFP+cFN) {c['bayes']:.3g}")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def boundary_figure(c: dict[str, Any]) -> Figure:
     fig, ax = _axes("Scores and decision boundary (test points)", c["columns"][0], c["columns"][1], square=False)
     mesh = ax.contourf(c["x"], c["y"], c["score"], levels=20, cmap="RdBu_r", alpha=0.55, vmin=0, vmax=1)
@@ -72,6 +84,7 @@ FIGURES: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "pr": pr_figure,
     "roc": roc_figure,
     "reliability": reliability_figure,
+    "cost": cost_figure,
     "boundary": boundary_figure,
 }
 

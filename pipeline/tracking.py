@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.paths import DEFAULT_STORE, REPO_ROOT
+from pipeline.paths import REPO_ROOT, default_store
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +32,13 @@ _open_runs: dict[str, str] = {}
 
 
 def resolve_uri(uri: str | None) -> str:
-    """``uri``, else ``$MLFLOW_TRACKING_URI``, else the SQLite store at the repo root.
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else the SQLite store at the repo root (see
+    ``paths.default_store``).
 
     A relative SQLite path is made absolute against the current directory, once, so that a
     job that changes directory (Hydra's chdir, DVC's experiment copies) still finds it.
     """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{default_store()}"
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
@@ -116,15 +117,17 @@ def git_tags() -> dict[str, str]:
     return {"mlflow.source.git.commit": commit or "unknown", "git_dirty": str(dirty).lower()}
 
 
-def track(cfg: DictConfig, job: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+def track(
+    cfg: DictConfig, job: Callable[[], Any], describe: Callable[[Any], str], tags: dict[str, str] | None = None
+) -> Any:
     """Run ``job`` inside one MLflow run and log its ``RunResult``; nest under the sweep's parent.
 
-    ``describe(result)`` gives the run's Markdown note. The run ends FINISHED, FAILED (error tag)
-    or KILLED (Ctrl-C, SIGTERM); the exception is re-raised.
+    ``describe(result)`` gives the run's Markdown note; ``tags`` are added to the run's own.
+    The run ends FINISHED, FAILED (error tag) or KILLED (Ctrl-C, SIGTERM); the exception is re-raised.
     """
     uri, experiment = prepare(cfg)
     client = _client(uri)
-    tags = {**git_tags(), "study": str(cfg.study)}
+    tags = {**git_tags(), "study": str(cfg.study), **(tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     run_id = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info.run_id

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from pipeline.paths import CONF_DIR, REPO_ROOT
-from pipeline.schema import Config
-
-ConfigStore.instance().store(name="base_config", node=Config)
 
 #: blobs2d, smaller: enough positives at 5% for every split part, fast to fit.
 SMALL = ["dataset.n_samples=4000", "imbalance.positive_rate=0.1", "split.min_positives=10"]
