@@ -33,7 +33,7 @@ lint: $(STAMP)  ## ruff and mypy
 	$(VENV)/bin/mypy pipeline
 
 ui: $(STAMP)  ## the MLflow UI on the default store, on 127.0.0.1
-	@echo "MLflow UI on http://127.0.0.1:$(PORT) (store $(STORE)); Ctrl-C stops it"
+	@echo "MLflow UI on http://127.0.0.1:$(PORT)/#/experiments?workflowType=machine_learning (store $(STORE)); Ctrl-C stops it"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
 
 repro: $(STAMP)  ## dvc repro: prepare -> train -> evaluate on params.yaml

@@ -111,10 +111,14 @@ def _ui_hint(cfg: DictConfig) -> str:
     from pipeline import tracking
 
     uri = tracking.resolve_uri(cfg.tracking.uri)
+    experiment = tracking.experiment_id(cfg)
     if not uri.startswith("sqlite:"):
-        return f"MLflow UI: {uri}"
+        return f"MLflow UI: {tracking.ui_url(uri, experiment)}"
     mlflow = Path(sys.executable).with_name("mlflow")
-    return f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+    return (
+        f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
+        f"  then {tracking.ui_url('http://127.0.0.1:5000', experiment)}"
+    )
 
 
 class SweepCallback(Callback):

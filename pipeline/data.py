@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -157,3 +158,16 @@ def read_part(path: Path) -> Dataset:
 def read_splits(folder: Path) -> Splits:
     parts = [read_part(folder / f"{name}.parquet") for name in PARTS]
     return Splits(parts[0], parts[1], parts[2], fingerprint=fingerprint(parts))
+
+
+def describe(splits: Splits) -> list[dict[str, Any]]:
+    """One line per part (train, calib, test): rows, positives, columns and content digest."""
+    out = []
+    for name in PARTS:
+        part: Dataset = getattr(splits, name)
+        columns = {str(c): str(t) for c, t in part.X.dtypes.items()}
+        rows, positives = len(part.y), int(part.y.sum())
+        out.append(
+            {"part": name, "digest": fingerprint([part]), "rows": rows, "positives": positives, "columns": columns}
+        )
+    return out

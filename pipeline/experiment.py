@@ -35,6 +35,12 @@ class RunResult:
     model: Any
     decision: Decision
     info: dict[str, str] = field(default_factory=dict)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+
+    def attach_data(self, splits: data.Splits, dataset: str) -> None:
+        """Record which data the run saw: the fingerprint tag and one input per split part."""
+        self.info["data_fingerprint"] = splits.fingerprint
+        self.inputs = [{**part, "dataset": dataset} for part in data.describe(splits)]
 
 
 def build(node: DictConfig) -> Any:
@@ -125,7 +131,7 @@ def run(cfg: DictConfig) -> RunResult:
     result = evaluate(cfg, fitted, splits.test)
     clock["evaluated"] = time.perf_counter()
     result.metrics.update(_timings(clock))
-    result.info["data_fingerprint"] = splits.fingerprint
+    result.attach_data(splits, cfg.dataset.name)
     return result
 
 

@@ -7,10 +7,14 @@ opened here ends FINISHED, FAILED (with the error as the ``error`` tag) or KILLE
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import logging
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +30,8 @@ log = logging.getLogger(__name__)
 PARENT_ENV = "IMBALANCE_LAB_PARENT_RUN_ID"
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_LENGTH = 6000
+#: What the runs table's Source column shows.
+SOURCE = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "python -m pipeline"}
 
 #: Runs opened by this process and not yet ended, so an interrupted process can end them.
 _open_runs: dict[str, str] = {}
@@ -66,6 +72,11 @@ def prepare(cfg: DictConfig) -> tuple[str, str]:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     return uri, _experiment_id(_client(uri), experiment_name(cfg), path)
+
+
+def experiment_id(cfg: DictConfig) -> str:
+    """The id of the config's experiment (created if need be)."""
+    return prepare(cfg)[1]
 
 
 def experiment_name(cfg: DictConfig) -> str:
@@ -127,7 +138,7 @@ def track(
     """
     uri, experiment = prepare(cfg)
     client = _client(uri)
-    tags = {**git_tags(), "study": str(cfg.study), **(tags or {})}
+    tags = {**git_tags(), **SOURCE, "study": str(cfg.study), **(tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     run_id = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info.run_id
@@ -155,6 +166,8 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
     metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()]
     tags = {**result.info, "mlflow.note.content": note}
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    if result.inputs:
+        client.log_inputs(run_id, datasets=[_dataset_input(cfg, part) for part in result.inputs])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         plots.write_all(result.curves, out)
@@ -164,6 +177,27 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
         if cfg.tracking.log_model:
             _save_model(result.model, out / "model")
         client.log_artifacts(run_id, str(out))
+
+
+_SCHEMA_TYPES = {"float64": "double", "float32": "float", "int64": "long", "int32": "integer", "bool": "boolean"}
+
+
+def _dataset_input(cfg: DictConfig, part: dict[str, Any]) -> Any:
+    """An MLflow dataset input for one split part, named and digested from our own fingerprint,
+    so the runs table's Dataset column and the lineage show which rows a run saw."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    source = {"dataset": part["dataset"], "positive_rate": cfg.imbalance.positive_rate, "seed": cfg.seed}
+    colspec = [{"name": c, "type": _SCHEMA_TYPES.get(t, "string")} for c, t in part["columns"].items()]
+    dataset = Dataset(
+        name=f"{part['dataset']}-{part['part']}",
+        digest=part["digest"][:8],
+        source_type="code",
+        source=json.dumps(source),
+        schema=json.dumps({"mlflow_colspec": colspec}),
+        profile=json.dumps({"num_rows": part["rows"], "positives": part["positives"]}),
+    )
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", part["part"])])
 
 
 def _save_model(model: Any, path: Path) -> None:
@@ -216,7 +250,7 @@ def open_parent(cfg: DictConfig, name: str, note: str) -> str:
     """Create the sweep's parent run and publish its id to the jobs (and launcher workers)."""
     uri, experiment = prepare(cfg)
     client = _client(uri)
-    tags = {**git_tags(), "study": str(cfg.study), "sweep": "true", "mlflow.note.content": note}
+    tags = {**git_tags(), **SOURCE, "study": str(cfg.study), "sweep": "true", "mlflow.note.content": note}
     run_id = str(client.create_run(experiment, run_name=name, tags=tags).info.run_id)
     _open_runs[run_id] = uri
     os.environ[PARENT_ENV] = run_id
@@ -256,3 +290,52 @@ def runs(uri: str, experiment: str) -> Iterator[Any]:
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         yield from client.search_runs([found.experiment_id], max_results=10000)
+
+
+def ui_url(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A link into the MLflow UI that opens the Model training view.
+
+    MLflow 3.17's UI picks its view from a ``workflowType`` setting (URL or browser storage)
+    that defaults to GenAI, whatever the experiment's ``mlflow.experimentKind`` tag says.
+    """
+    page = f"experiments/{experiment_id}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{base.rstrip('/')}/#/{page}?workflowType=machine_learning"
+
+
+@contextlib.contextmanager
+def serve_ui(uri: str, port: int, log: Path, timeout: float = 90) -> Iterator[str]:
+    """A real ``mlflow server`` on 127.0.0.1 over the store ``uri``; yields its base URL.
+
+    The server runs in its own process group and is stopped by its pid on exit, also when
+    the body fails.
+    """
+    mlflow = Path(sys.executable).with_name("mlflow")
+    cmd = [str(mlflow), "server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc, log, timeout)
+        yield base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited: {log.read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"mlflow server did not answer {base}/health within {timeout:.0f} s")

@@ -42,10 +42,14 @@ def main() -> None:
     cfg = load_params(args.params)
     splits = data.read_splits(args.data)
     result = experiment.evaluate(cfg, joblib.load(args.model), splits.test)
-    result.info["data_fingerprint"] = splits.fingerprint
+    result.attach_data(splits, cfg.dataset.name)
     write(result, args.out)
     if cfg.tracking.enabled:
-        tags = {"source": "dvc", "dvc.experiment": os.environ.get("DVC_EXP_NAME", "")}
+        tags = {
+            "source": "dvc",
+            "mlflow.source.name": "dvc repro",
+            "dvc.experiment": os.environ.get("DVC_EXP_NAME", ""),
+        }
         tracking.track(cfg, lambda: result, lambda r: report.describe(cfg, r), tags=tags)
 
 
