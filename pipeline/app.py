@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
 import time
 from dataclasses import fields
@@ -27,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from pipeline import interrupts
 from pipeline.errors import ConfigError
 from pipeline.paths import CONF_DIR
 from pipeline.schema import Config  # the schema itself is registered by hydra_plugins/imbalance_lab
@@ -46,6 +46,7 @@ def task(cfg: DictConfig) -> float | None:
     reports its error."""
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    interrupts.stop_if_interrupted()
     try:
         record = run_job(cfg)
     except Exception as err:
@@ -146,6 +147,7 @@ class SweepCallback(Callback):
         self.bar = tqdm(total=count_jobs(config), desc=str(config.study), unit="job", file=sys.stderr)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        interrupts.stop_if_interrupted()
         if self.bar is not None:
             from pipeline import tracking
 
@@ -154,6 +156,7 @@ class SweepCallback(Callback):
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        interrupts.stop_if_interrupted()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from pipeline import report, tracking
@@ -224,10 +227,6 @@ def _omegaconf_line(err: BaseException, cause: OmegaConfBaseException) -> str:
     return f"{cause.full_key}={value} is not accepted; {str(cause.msg).splitlines()[0]}"
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main() -> None:
     """Entry point: bad input ends with one line on stderr and exit status 2.
 
@@ -235,10 +234,11 @@ def main() -> None:
     """
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of exit(1)
-    signal.signal(signal.SIGTERM, _interrupt)
+    interrupts.install()
     try:
         _run_errors.clear()
         task()
+        interrupts.stop_if_interrupted()
         if _run_errors:
             raise _run_errors[0]
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline import interrupts
 from pipeline.paths import REPO_ROOT, default_store
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,9 @@ def track(
     tags = {**git_tags(), **SOURCE, "study": str(cfg.study), **(tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
-    run_id = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info.run_id
+    with interrupts.shielded():
+        run_id = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info.run_id
+        _open_runs[run_id] = uri
     with _ending(client, run_id):
         client.log_batch(run_id, params=_params(flatten(cfg)))
         result = job()
@@ -219,7 +222,7 @@ def _params(flat: dict[str, str]) -> list[Any]:
 
 
 class _ending:
-    """Context manager that ends a run FINISHED, FAILED or KILLED, and forgets it."""
+    """Context manager that ends an open run FINISHED, FAILED or KILLED, and forgets it."""
 
     def __init__(self, client: Any, run_id: str) -> None:
         self.client, self.run_id = client, run_id
@@ -228,14 +231,15 @@ class _ending:
         _open_runs[self.run_id] = self.client.tracking_uri
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
-        _open_runs.pop(self.run_id, None)
-        if kind is None:
-            self.client.set_terminated(self.run_id, "FINISHED")
-        elif issubclass(kind, (KeyboardInterrupt, SystemExit)):
-            self.client.set_terminated(self.run_id, "KILLED")
-        else:
-            self.client.set_tag(self.run_id, "error", one_line(err))
-            self.client.set_terminated(self.run_id, "FAILED")
+        with interrupts.shielded():
+            if kind is None:
+                self.client.set_terminated(self.run_id, "FINISHED")
+            elif issubclass(kind, (KeyboardInterrupt, SystemExit)):
+                self.client.set_terminated(self.run_id, "KILLED")
+            else:
+                self.client.set_tag(self.run_id, "error", one_line(err))
+                self.client.set_terminated(self.run_id, "FAILED")
+            _open_runs.pop(self.run_id, None)
 
 
 def one_line(err: BaseException | None) -> str:
@@ -251,9 +255,10 @@ def open_parent(cfg: DictConfig, name: str, note: str) -> str:
     uri, experiment = prepare(cfg)
     client = _client(uri)
     tags = {**git_tags(), **SOURCE, "study": str(cfg.study), "sweep": "true", "mlflow.note.content": note}
-    run_id = str(client.create_run(experiment, run_name=name, tags=tags).info.run_id)
-    _open_runs[run_id] = uri
-    os.environ[PARENT_ENV] = run_id
+    with interrupts.shielded():
+        run_id = str(client.create_run(experiment, run_name=name, tags=tags).info.run_id)
+        _open_runs[run_id] = uri
+        os.environ[PARENT_ENV] = run_id
     return run_id
 
 
@@ -261,7 +266,7 @@ def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: 
     """Log the sweep summary to the parent and end it FINISHED."""
     from mlflow.entities import Metric, RunTag
 
-    client = _client(_open_runs.pop(run_id))
+    client = _client(_open_runs[run_id])
     now = int(time.time() * 1000)
     with _ending(client, run_id):
         client.log_batch(
@@ -275,13 +280,14 @@ def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: 
 
 def end_open_runs(status: str, error: str) -> None:
     """End every run this process left open (an interrupted or failed sweep's parent)."""
-    for run_id, uri in list(_open_runs.items()):
-        client = _client(uri)
-        if error:
-            client.set_tag(run_id, "error", error)
-        client.set_terminated(run_id, status)
-        _open_runs.pop(run_id, None)
-    os.environ.pop(PARENT_ENV, None)
+    with interrupts.shielded():
+        for run_id, uri in list(_open_runs.items()):
+            client = _client(uri)
+            if error:
+                client.set_tag(run_id, "error", error)
+            client.set_terminated(run_id, status)
+            _open_runs.pop(run_id, None)
+        os.environ.pop(PARENT_ENV, None)
 
 
 def runs(uri: str, experiment: str) -> Iterator[Any]:
