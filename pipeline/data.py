@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,17 +17,26 @@ from pipeline.errors import ConfigError
 
 @dataclass(frozen=True)
 class Dataset:
-    """Features, 0/1 labels (1 = the rare class we care about) and an optional subgroup column."""
+    """Features, 0/1 labels (1 = the rare class we care about), subgroup columns (not features,
+    row-aligned with ``X``) and the names of the categorical feature columns."""
 
     X: pd.DataFrame
     y: np.ndarray
-    group: pd.Series | None = None
+    groups: pd.DataFrame | None = None
     categorical: list[str] = field(default_factory=list)
 
     def take(self, rows: np.ndarray) -> Dataset:
         """The dataset restricted to positional ``rows`` (the row index is kept)."""
-        group = None if self.group is None else self.group.iloc[rows]
-        return Dataset(self.X.iloc[rows], self.y[rows], group, self.categorical)
+        groups = None if self.groups is None else self.groups.iloc[rows]
+        return Dataset(self.X.iloc[rows], self.y[rows], groups, self.categorical)
+
+    def subgroups(self) -> list[tuple[str, np.ndarray]]:
+        """``(prefix, values)`` per subgroup column; the prefix names the column (``channel=``)
+        only where there are several, so one column gives metrics ``group/<value>/...``."""
+        if self.groups is None:
+            return []
+        several = self.groups.shape[1] > 1
+        return [(f"{col}=" if several else "", self.groups[col].astype(str).to_numpy()) for col in self.groups]
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Splits:
 
 
 def make_blobs2d(
+    name: str = "blobs2d",
     n_samples: int = 20000,
     natural_rate: float = 0.3,
     separation: float = 2.0,
@@ -63,7 +74,7 @@ def make_blobs2d(
     X = rng.standard_normal((n_samples, 2)) + centre * y[:, None]
     X[:, 1] -= 0.75 * in_b
     frame = pd.DataFrame(X, columns=["x1", "x2"])
-    return Dataset(frame, y, pd.Series(np.where(in_b, "b", "a"), name="group"))
+    return Dataset(frame, y, pd.DataFrame({"group": np.where(in_b, "b", "a")}))
 
 
 def _odds_for_overall_rate(rate: float, share_b: float, odds_ratio: float) -> float:
@@ -87,10 +98,15 @@ def set_positive_rate(data: Dataset, rate: float | None, seed: int) -> Dataset:
         raise ConfigError("imbalance.positive_rate", rate, "a number in (0, 1), or null for the data's own rate")
     pos, neg = np.flatnonzero(data.y == 1), np.flatnonzero(data.y == 0)
     rng = np.random.default_rng(seed)
-    if rate < len(pos) / len(data.y):
-        pos = rng.choice(pos, size=round(rate * len(neg) / (1 - rate)), replace=False)
+    n_pos, n_neg = len(pos), len(neg)
+    if rate < n_pos / len(data.y):
+        pos = rng.choice(pos, size=round(rate * n_neg / (1 - rate)), replace=False)
     else:
-        neg = rng.choice(neg, size=round(len(pos) * (1 - rate) / rate), replace=False)
+        neg = rng.choice(neg, size=round(n_pos * (1 - rate) / rate), replace=False)
+    if len(pos) < 2 or len(neg) < 2:
+        accepted = f"a rate this data reaches by subsampling ({n_pos} positives, {n_neg} negatives)"
+        why = f"it would keep {len(pos)} positives and {len(neg)} negatives"
+        raise ConfigError("imbalance.positive_rate", rate, accepted, why=why)
     return data.take(np.sort(np.concatenate([pos, neg])))
 
 
@@ -127,36 +143,41 @@ def fingerprint(parts: list[Dataset]) -> str:
     for part in parts:
         digest.update(pd.util.hash_pandas_object(part.X, index=True).to_numpy().tobytes())
         digest.update(np.ascontiguousarray(part.y).tobytes())
-        if part.group is not None:
-            digest.update(pd.util.hash_pandas_object(part.group, index=False).to_numpy().tobytes())
+        if part.groups is not None:
+            digest.update(pd.util.hash_pandas_object(part.groups, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
 
 
 PARTS = ("train", "calib", "test")
-#: Reserved column names for the label and the subgroup in a prepared parquet file.
-TARGET, GROUP = "_target", "_group"
+#: Reserved column names for the label and the subgroups (a prefix) in a prepared parquet file.
+TARGET, GROUP = "_target", "_group:"
 
 
 def write_splits(splits: Splits, folder: Path) -> None:
-    """``folder/{train,calib,test}.parquet``: features, ``_target``, ``_group``, row index."""
+    """``folder/{train,calib,test}.parquet``: features, ``_target``, ``_group:<column>``, row index."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "categorical.json").write_text(json.dumps(splits.train.categorical))
     for name in PARTS:
         part: Dataset = getattr(splits, name)
         frame = part.X.assign(**{TARGET: part.y})
-        if part.group is not None:
-            frame[GROUP] = np.asarray(part.group)
-        frame.to_parquet(folder / f"{name}.parquet")
+        if part.groups is not None:
+            for col in part.groups:
+                frame[f"{GROUP}{col}"] = part.groups[col].to_numpy()
+        frame.to_parquet(folder / f"{name}.parquet", index=True)
 
 
-def read_part(path: Path) -> Dataset:
+def read_part(path: Path, categorical: list[str] | None = None) -> Dataset:
     """One prepared part, as ``write_splits`` wrote it."""
     frame = pd.read_parquet(path)
-    group = frame.pop(GROUP).rename("group") if GROUP in frame else None
-    return Dataset(frame, frame.pop(TARGET).to_numpy(), group)
+    group_columns = [c for c in frame.columns if str(c).startswith(GROUP)]
+    groups = frame[group_columns].rename(columns=lambda c: c.removeprefix(GROUP)) if group_columns else None
+    frame = frame.drop(columns=group_columns)
+    return Dataset(frame, frame.pop(TARGET).to_numpy(), groups, categorical or [])
 
 
 def read_splits(folder: Path) -> Splits:
-    parts = [read_part(folder / f"{name}.parquet") for name in PARTS]
+    categorical = json.loads((folder / "categorical.json").read_text())
+    parts = [read_part(folder / f"{name}.parquet", categorical) for name in PARTS]
     return Splits(parts[0], parts[1], parts[2], fingerprint=fingerprint(parts))
 
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import curves, data, fixes, metrics, models
 from pipeline.decision import Costs, Decision
+from pipeline.errors import ConfigError
 
 #: Keys of an option node that describe it rather than being constructor arguments.
 META_KEYS = ("name", "scale")
@@ -43,10 +45,15 @@ class RunResult:
         self.inputs = [{**part, "dataset": dataset} for part in data.describe(splits)]
 
 
-def build(node: DictConfig) -> Any:
-    """Instantiate an option node, leaving out its descriptive keys (``name``, ``scale``)."""
-    kwargs = {k: v for k, v in node.items() if k not in META_KEYS}
-    return instantiate(OmegaConf.create(kwargs), _convert_="all")
+def build(node: DictConfig, meta: tuple[str, ...] = META_KEYS) -> Any:
+    """Instantiate an option node, leaving out its descriptive ``meta`` keys (``name``, ``scale``)."""
+    kwargs = {k: v for k, v in node.items() if k not in meta}
+    try:
+        return instantiate(OmegaConf.create(kwargs), _convert_="all")
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):  # the object refused its arguments: say why
+            raise err.__cause__ from None
+        raise
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -75,7 +82,7 @@ def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) 
 def _load(dataset_yaml: str) -> data.Dataset:
     node = OmegaConf.create(dataset_yaml)
     assert isinstance(node, DictConfig)
-    dataset: data.Dataset = build(node)
+    dataset: data.Dataset = build(node, meta=())  # a dataset's name is an argument (keel's set)
     return dataset
 
 
@@ -100,9 +107,12 @@ def costs_of(cfg: DictConfig) -> Costs:
 
 def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     """Fit fix + model on train only; calibrate and choose the threshold on calib only."""
-    fix = build(cfg.fix)
-    fixes.check_applicable(fix, splits.train.y)
-    pipe = fixes.compose(fix, models.preprocessing(cfg.model.get("scale", False)), build(cfg.model), cfg.seed)
+    fix, train = build(cfg.fix), splits.train
+    fixes.check_applicable(fix, train.y, train.categorical, cfg.fix.name)
+    numeric = [str(c) for c in train.X.columns if c not in train.categorical]
+    scale, impute = cfg.model.get("scale", False), cfg.dataset.get("impute")
+    before, after = models.preprocessing(scale, numeric, train.categorical, impute)
+    pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)
     pipe.fit(splits.train.X, splits.train.y)
     calibrated = build(cfg.calibration).fit(pipe, splits.calib.X, splits.calib.y)
     scores = models.positive_scores(calibrated, splits.calib.X)
@@ -142,8 +152,8 @@ def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs
     if "calib/bayes_threshold" in decision.info:
         bayes = p >= costs.bayes_threshold
         out["test/expected_cost_at_bayes"] = metrics.expected_cost(test.y, bayes.astype(int), costs)
-    if test.group is not None:
-        groups = metrics.by_group(test.y, p, decision.threshold, test.group)
+    for prefix, values in test.subgroups():
+        groups = metrics.by_group(test.y, p, decision.threshold, values, prefix)
         out.update({f"group/{k}": v for k, v in groups.items()})
     return out
 
@@ -154,7 +164,7 @@ def _curves(
     out: dict[str, Any] = {
         "pr": curves.pr_curve(test.y, p, decision.threshold),
         "roc": curves.roc_curve(test.y, p, decision.threshold),
-        "reliability": curves.reliability_by_group(test.y, p, test.group),
+        "reliability": curves.reliability_by_group(test.y, p, test.subgroups()),
         "cost": curves.cost_curve(test.y, p, costs, decision.threshold),
     }
     grid = curves.boundary(score, test.X, test.y, decision.threshold, seed)
@@ -164,12 +174,18 @@ def _curves(
 
 
 def _predictions(test: data.Dataset, p: np.ndarray, decision: Decision) -> pd.DataFrame:
-    """One row per test case: enough to recompute any metric later."""
+    """One row per test case: enough to recompute any metric later. The subgroup is column
+    ``group`` (``group.<column>`` each where there are several)."""
     frame = pd.DataFrame(
         {"y_true": test.y.astype(np.int8), "score": p, "y_pred": (p >= decision.threshold).astype(np.int8)},
         index=test.X.index,
     )
-    frame["group"] = None if test.group is None else np.asarray(test.group)
+    if test.groups is None:
+        frame["group"] = None
+        return frame.rename_axis("row")
+    for col in test.groups.columns:
+        several = test.groups.shape[1] > 1
+        frame[f"group.{col}" if several else "group"] = test.groups[col].astype(str).to_numpy()
     return frame.rename_axis("row")
 
 

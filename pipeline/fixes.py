@@ -114,23 +114,34 @@ def is_sampler(fix: Any) -> bool:
     return hasattr(fix, "fit_resample")
 
 
-def compose(fix: Any, preprocess: list[tuple[str, Any]], estimator: Any, seed: int) -> Pipeline:
-    """``preprocess -> [sampler] -> model`` with every ``random_state`` inside set to ``seed``.
+def compose(
+    fix: Any, before: list[tuple[str, Any]], estimator: Any, seed: int, after: list[tuple[str, Any]] | None = None
+) -> Pipeline:
+    """``before -> [sampler] -> after -> model`` with every ``random_state`` inside set to ``seed``.
 
-    Samplers come after preprocessing so that SMOTE's neighbours use scaled distances;
-    the model is always wrapped (``Reweight`` by default) so the fitted prior is recorded.
+    Samplers come after ``before`` (imputation, scaling: SMOTE's neighbours use scaled
+    distances) and before ``after`` (one-hot encoding: samplers see categories, not dummies).
+    The model is always wrapped (``Reweight`` by default) so the fitted prior is recorded.
     """
+    after = after or []
     if is_sampler(fix):
-        steps = [*preprocess, ("fix", with_positive_ratio(fix)), ("model", Reweight(estimator))]
+        steps = [*before, ("fix", with_positive_ratio(fix)), *after, ("model", Reweight(estimator))]
     else:
-        steps = [*preprocess, ("model", clone(fix).set_params(estimator=estimator))]
+        steps = [*before, *after, ("model", clone(fix).set_params(estimator=estimator))]
     pipe = Pipeline(steps)
     seeds = {key: seed for key in pipe.get_params() if key.endswith("random_state")}
     return pipe.set_params(**seeds)
 
 
-def check_applicable(fix: Any, y_train: np.ndarray) -> None:
-    """Refuse, before fitting, a fix that cannot work on these training labels."""
+def check_applicable(fix: Any, y_train: np.ndarray, categorical: list[str] | None = None, name: str = "") -> None:
+    """Refuse, before fitting, a fix that cannot work on this training data."""
+    if categorical and is_sampler(fix) and (hasattr(fix, "k_neighbors") or hasattr(fix, "n_neighbors")):
+        raise ConfigError(
+            "fix",
+            name or type(fix).__name__,
+            "a fix that does not measure distances (none, class_weight, random_over, random_under)",
+            why=f"it interpolates or compares Euclidean features; categorical columns: {', '.join(categorical)}",
+        )
     k = getattr(fix, "k_neighbors", None)
     n_pos = int(np.sum(y_train == 1))
     if isinstance(k, int) and n_pos < k + 1:

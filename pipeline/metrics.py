@@ -65,15 +65,15 @@ def suite(y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs) -> dict[
     }
 
 
-def by_group(y: np.ndarray, p: np.ndarray, threshold: float, group: pd.Series) -> dict[str, float]:
-    """Per value ``v`` of ``group``: ``v/n``, ``v/prevalence``, ``v/pr_auc``, ``v/recall``, ``v/ece``,
-    ``v/brier``. Metrics undefined in a group (pr_auc or recall with no positives) are left out."""
+def by_group(y: np.ndarray, p: np.ndarray, threshold: float, values: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Per value ``v`` of the subgroup column ``values``: ``v/n``, ``v/prevalence``, ``v/pr_auc``,
+    ``v/recall``, ``v/ece``, ``v/brier`` (keys start with ``prefix``). Metrics undefined in a group
+    (pr_auc or recall with no positives) are left out."""
     out: dict[str, float] = {}
-    values = np.asarray(group)
     for value in pd.unique(values):
         mask = values == value
         yg, pg = y[mask], p[mask]
-        key = metric_key(str(value))
+        key = metric_key(f"{prefix}{value}")
         out[f"{key}/n"] = float(mask.sum())
         out[f"{key}/prevalence"] = float(yg.mean())
         out[f"{key}/ece"] = ece(yg, pg)

