@@ -159,6 +159,17 @@ class SweepCallback(Callback):
         interrupts.stop_if_interrupted()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns a callback's exception into a warning: catch it here, end the parent
+        # FAILED and make the command fail, rather than leave a RUNNING parent and exit 0.
+        try:
+            self._report(config)
+        except Exception as err:
+            from pipeline import tracking
+
+            tracking.end_open_runs("FAILED", f"sweep report: {_one_line(err)}")
+            _sweep_failures.append({"error": f"sweep report failed: {_one_line(err)}", "user_error": False})
+
+    def _report(self, config: DictConfig) -> None:
         from pipeline import report, tracking
 
         if self.bar is not None:
@@ -166,7 +177,8 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
-        summary = report.sweep_report(records, sweep_axes(config), sweep_dir / "report")
+        columns = tuple(config.get("leaderboard") or report.COLUMNS)
+        summary = report.sweep_report(records, sweep_axes(config), sweep_dir / "report", columns)
         print(summary.text)
         if self.parent is not None:
             tracking.close_parent(self.parent, summary.metrics, sweep_dir / "report", summary.note)
@@ -174,10 +186,12 @@ class SweepCallback(Callback):
 
 
 def sweep_overrides(config: DictConfig) -> list[Any]:
-    """The parsed overrides of a multirun: command line plus the study's sweeper params."""
+    """The parsed overrides of a multirun: the study's sweeper params, then the command line,
+    which replaces a study's sweep of the same key (as Hydra's basic sweeper does)."""
     params = config.hydra.sweeper.get("params") or {}
-    texts = list(config.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
-    return list(OverridesParser.create().parse_overrides(texts))
+    texts = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(texts)
+    return list({o.get_key_element(): o for o in parsed}.values())
 
 
 def count_jobs(config: DictConfig) -> int | None:

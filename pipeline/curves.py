@@ -58,6 +58,16 @@ def cost_curve(y: np.ndarray, p: np.ndarray, costs: Costs, threshold: float) -> 
     }
 
 
+def score_histogram(y: np.ndarray, p: np.ndarray, n_bins: int = 30) -> dict[str, Any]:
+    """Counts of test scores per class in ``n_bins`` equal-width bins over [0, 1]."""
+    edges = np.linspace(0, 1, n_bins + 1)
+    return {
+        "edges": edges.tolist(),
+        "negative": np.histogram(p[y == 0], edges)[0].tolist(),
+        "positive": np.histogram(p[y == 1], edges)[0].tolist(),
+    }
+
+
 def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
     """Mean score, observed positive rate and count per non-empty equal-width bin."""
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)

@@ -31,12 +31,12 @@ class Dataset:
         return Dataset(self.X.iloc[rows], self.y[rows], groups, self.categorical)
 
     def subgroups(self) -> list[tuple[str, np.ndarray]]:
-        """``(prefix, values)`` per subgroup column; the prefix names the column (``channel=``)
+        """``(prefix, values)`` per subgroup column; the prefix names the column (``channel:``)
         only where there are several, so one column gives metrics ``group/<value>/...``."""
         if self.groups is None:
             return []
         several = self.groups.shape[1] > 1
-        return [(f"{col}=" if several else "", self.groups[col].astype(str).to_numpy()) for col in self.groups]
+        return [(f"{col}:" if several else "", self.groups[col].astype(str).to_numpy()) for col in self.groups]
 
 
 @dataclass(frozen=True)

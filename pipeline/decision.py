@@ -116,6 +116,22 @@ class RecallAtPrecision:
         return Decision(float(table.thresholds[best]), {**info, "calib/precision_target_met": float(ok.any())})
 
 
+class PrecisionAtRecall:
+    """The threshold with the highest precision among those with recall >= ``min_recall`` on calib."""
+
+    def __init__(self, min_recall: float = 0.9) -> None:
+        self.min_recall = min_recall
+
+    def choose(self, y: np.ndarray, scores: np.ndarray, costs: Costs) -> Decision:
+        if not 0.0 < self.min_recall <= 1.0:
+            raise ConfigError("threshold.min_recall", self.min_recall, "a number in (0, 1]")
+        table = ThresholdTable.of(y, scores)
+        ok = table.recall >= self.min_recall
+        best = int(np.argmax(np.where(ok, table.precision, -1.0)))
+        info = {"calib/precision": float(table.precision[best]), "calib/recall": float(table.recall[best])}
+        return Decision(float(table.thresholds[best]), info)
+
+
 class MinCost:
     """The threshold with the lowest expected cost on calib; also reports the Bayes threshold."""
 

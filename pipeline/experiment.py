@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import curves, data, fixes, metrics, models
 from pipeline.decision import Costs, Decision
 from pipeline.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Keys of an option node that describe it rather than being constructor arguments.
 META_KEYS = ("name", "scale")
@@ -94,6 +97,7 @@ class Fitted:
     pipe: Any
     model: Any
     decision: Decision
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def fit_positive_rate(self) -> float:
@@ -113,21 +117,28 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     scale, impute = cfg.model.get("scale", False), cfg.dataset.get("impute")
     before, after = models.preprocessing(scale, numeric, train.categorical, impute)
     pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)
-    pipe.fit(splits.train.X, splits.train.y)
-    calibrated = build(cfg.calibration).fit(pipe, splits.calib.X, splits.calib.y)
-    scores = models.positive_scores(calibrated, splits.calib.X)
-    return Fitted(pipe, calibrated, build(cfg.threshold).choose(splits.calib.y, scores, costs_of(cfg)))
+    pipe.fit(train.X, train.y)
+    calibrator, calib = build(cfg.calibration), splits.calib
+    fit_prior = float(pipe.named_steps["model"].fit_positive_rate_)
+    calibrated = calibrator.fit(pipe, calib.X, calib.y, float(train.y.mean()), fit_prior)
+    notes = calibrator.warnings(int(calib.y.sum()))
+    for note in notes:
+        log.warning(note)
+    decision = build(cfg.threshold).choose(calib.y, models.positive_scores(calibrated, calib.X), costs_of(cfg))
+    return Fitted(pipe, calibrated, decision, notes)
 
 
 def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
     """Score the test split: metrics, curves and the prediction table (test rows only here)."""
     p = models.positive_scores(fitted.model, test.X)
-    scores = _metrics(test, p, fitted.decision, costs_of(cfg))
+    scores = _metrics(test, p, fitted.decision, costs_of(cfg), cfg)
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
     plots = _curves(
         test, p, fitted.decision, costs_of(cfg), lambda X: models.positive_scores(fitted.model, X), cfg.seed
     )
     info = {"config_hash": config_hash(cfg)}
+    if fitted.warnings:
+        info["warning"] = "; ".join(fitted.warnings)
     return RunResult(scores, plots, _predictions(test, p, fitted.decision), fitted.model, fitted.decision, info)
 
 
@@ -145,7 +156,7 @@ def run(cfg: DictConfig) -> RunResult:
     return result
 
 
-def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs) -> dict[str, float]:
+def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs, cfg: DictConfig) -> dict[str, float]:
     out = {f"test/{k}": float(v) for k, v in metrics.suite(test.y, p, decision.threshold, costs).items()}
     out["calib/threshold"] = decision.threshold
     out.update(decision.info)
@@ -153,7 +164,7 @@ def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs
         bayes = p >= costs.bayes_threshold
         out["test/expected_cost_at_bayes"] = metrics.expected_cost(test.y, bayes.astype(int), costs)
     for prefix, values in test.subgroups():
-        groups = metrics.by_group(test.y, p, decision.threshold, values, prefix)
+        groups = metrics.by_group(test.y, p, decision.threshold, values, prefix, cfg.metrics.n_boot, cfg.seed)
         out.update({f"group/{k}": v for k, v in groups.items()})
     return out
 
@@ -166,6 +177,7 @@ def _curves(
         "roc": curves.roc_curve(test.y, p, decision.threshold),
         "reliability": curves.reliability_by_group(test.y, p, test.subgroups()),
         "cost": curves.cost_curve(test.y, p, costs, decision.threshold),
+        "scores": curves.score_histogram(test.y, p),
     }
     grid = curves.boundary(score, test.X, test.y, decision.threshold, seed)
     if grid is not None:

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn import metrics as skm
 
 from pipeline.decision import Costs, ThresholdTable
@@ -60,30 +61,130 @@ def suite(y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs) -> dict[
         "brier": skm.brier_score_loss(y, p),
         "log_loss": skm.log_loss(y, p, labels=[0, 1]),
         "ece": ece(y, p),
+        **calibration(y, p),
         "prevalence": prevalence,
         "predicted_positive_rate": float(pred.mean()),
     }
 
 
-def by_group(y: np.ndarray, p: np.ndarray, threshold: float, values: np.ndarray, prefix: str = "") -> dict[str, float]:
-    """Per value ``v`` of the subgroup column ``values``: ``v/n``, ``v/prevalence``, ``v/pr_auc``,
-    ``v/recall``, ``v/ece``, ``v/brier`` (keys start with ``prefix``). Metrics undefined in a group
-    (pr_auc or recall with no positives) are left out."""
+def adaptive_ece(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
+    """ECE over ``n_bins`` equal-mass bins (sorted scores cut into near-equal counts)."""
+    order = np.argsort(p, kind="stable")
+    return float(sum(abs(np.sum(y[b]) - np.sum(p[b])) for b in np.array_split(order, n_bins)) / len(p))
+
+
+def calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """Intercept and slope of the logistic recalibration logit P(y=1) = a + b logit(p) (Cox 1958).
+
+    Perfect calibration is (0, 1); a slope below 1 means over-confident scores. Fitted by
+    Newton's method with step halving (unpenalised), scores clipped to [1e-6, 1 - 1e-6].
+    """
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    x = np.column_stack([np.ones_like(q), np.log(q / (1 - q))])
+    beta = np.zeros(2)
+    loglik = _loglik(x, y, beta)
+    for _ in range(100):
+        mu = expit(x @ beta)
+        hessian = x.T @ (x * (mu * (1 - mu))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, x.T @ (y - mu))
+        while _loglik(x, y, beta + step) < loglik and np.abs(step).max() > 1e-12:
+            step = step / 2  # the log-likelihood is concave: a short enough step improves it
+        beta, previous, loglik = beta + step, loglik, _loglik(x, y, beta + step)
+        if loglik - previous < 1e-12:
+            break
+    return float(beta[0]), float(beta[1])
+
+
+def _loglik(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> float:
+    z = x @ beta
+    return float(np.sum(y * z - np.logaddexp(0, z)))
+
+
+def brier_parts(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> dict[str, float]:
+    """Murphy's (1973) decomposition over ``n_bins`` equal-width bins:
+    brier ~= reliability - resolution + uncertainty (exact when scores are constant per bin)."""
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    n = np.bincount(bins, minlength=n_bins).astype(float)
+    seen = n > 0
+    mean_p = np.bincount(bins, weights=p, minlength=n_bins)[seen] / n[seen]
+    mean_y = np.bincount(bins, weights=y, minlength=n_bins)[seen] / n[seen]
+    share, base = n[seen] / len(p), float(np.mean(y))
+    return {
+        "brier_reliability": float(np.sum(share * (mean_p - mean_y) ** 2)),
+        "brier_resolution": float(np.sum(share * (mean_y - base) ** 2)),
+        "brier_uncertainty": base * (1 - base),
+    }
+
+
+def calibration(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The calibration block of the suite."""
+    intercept, slope = calibration_line(y, p)
+    return {
+        "adaptive_ece": adaptive_ece(y, p),
+        "calibration_intercept": intercept,
+        "calibration_slope": slope,
+        **brier_parts(y, p),
+    }
+
+
+def group_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
+    """What is reported per subgroup value (pr_auc, recall only where both classes occur)."""
+    pred = p >= threshold
+    out = {"prevalence": float(y.mean()), "ece": ece(y, p), "brier": float(np.mean((p - y) ** 2))}
+    if (y == 0).any():
+        out["fpr"] = float(pred[y == 0].mean())
+    if 0 < y.sum() < len(y):
+        out["pr_auc"] = float(skm.average_precision_score(y, p))
+        out["recall"] = float(pred[y == 1].mean())
+        out["calibration_slope"] = calibration_line(y, p)[1]
+    return out
+
+
+def by_group(
+    y: np.ndarray, p: np.ndarray, threshold: float, values: np.ndarray, prefix: str = "", n_boot: int = 0, seed: int = 0
+) -> dict[str, float]:
+    """Per value ``v`` of the subgroup column ``values``: ``v/n`` and every ``group_metrics``
+    entry, each with a seeded bootstrap 95% interval (``v/<m>_lo``, ``v/<m>_hi``, rows
+    resampled within the group) when ``n_boot`` > 0. Keys start with ``prefix``. Also the
+    largest gaps between values: ``<prefix>ece_gap`` and ``<prefix>recall_gap``."""
     out: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    per_value: dict[str, dict[str, float]] = {}
     for value in pd.unique(values):
         mask = values == value
         yg, pg = y[mask], p[mask]
+        found = group_metrics(yg, pg, threshold)
+        per_value[str(value)] = found
         key = metric_key(f"{prefix}{value}")
         out[f"{key}/n"] = float(mask.sum())
-        out[f"{key}/prevalence"] = float(yg.mean())
-        out[f"{key}/ece"] = ece(yg, pg)
-        out[f"{key}/brier"] = float(skm.brier_score_loss(yg, pg, labels=[0, 1]))
-        if 0 < yg.sum() < len(yg):
-            out[f"{key}/pr_auc"] = float(skm.average_precision_score(yg, pg))
-            out[f"{key}/recall"] = float(np.mean(pg[yg == 1] >= threshold))
+        out.update({f"{key}/{m}": v for m, v in found.items()})
+        out.update({f"{key}/{m}": v for m, v in _intervals(yg, pg, threshold, found, n_boot, rng).items()})
+    for metric in ("ece", "recall"):
+        found_values = [m[metric] for m in per_value.values() if metric in m]
+        if len(found_values) > 1:
+            out[f"{metric_key(prefix)}{metric}_gap" if prefix else f"{metric}_gap"] = max(found_values) - min(
+                found_values
+            )
+    return out
+
+
+def _intervals(
+    y: np.ndarray, p: np.ndarray, threshold: float, point: dict[str, float], n_boot: int, rng: np.random.Generator
+) -> dict[str, float]:
+    if n_boot <= 0:
+        return {}
+    draws: dict[str, list[float]] = {m: [] for m in point}
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(y), len(y))
+        for m, v in group_metrics(y[rows], p[rows], threshold).items():
+            draws[m].append(v)
+    out = {}
+    for m, values in draws.items():
+        if len(values) >= n_boot // 2:  # a metric undefined in most resamples gets no interval
+            out[f"{m}_lo"], out[f"{m}_hi"] = (float(q) for q in np.percentile(values, [2.5, 97.5]))
     return out
 
 
 def metric_key(text: str) -> str:
     """``text`` made safe for an MLflow metric name."""
-    return re.sub(r"[^0-9A-Za-z_\-. ]", "_", text) or "_"
+    return re.sub(r"[^0-9A-Za-z_\-. :]", "_", text) or "_"

@@ -67,6 +67,18 @@ def cost_figure(c: dict[str, Any]) -> Figure:
     return fig
 
 
+def scores_figure(c: dict[str, Any]) -> Figure:
+    fig, ax = _axes("Test scores by class (share of each class)", "score", "share of the class", square=False)
+    edges = c["edges"]
+    for name, color in (("negative", "#3060a0"), ("positive", "#c02020")):
+        counts = c[name]
+        total = max(sum(counts), 1)
+        ax.stairs([k / total for k in counts], edges, fill=True, alpha=0.45, color=color, label=f"{name} ({total})")
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=8)
+    return fig
+
+
 def boundary_figure(c: dict[str, Any]) -> Figure:
     fig, ax = _axes("Scores and decision boundary (test points)", c["columns"][0], c["columns"][1], square=False)
     mesh = ax.contourf(c["x"], c["y"], c["score"], levels=20, cmap="RdBu_r", alpha=0.55, vmin=0, vmax=1)
@@ -85,6 +97,7 @@ FIGURES: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "roc": roc_figure,
     "reliability": reliability_figure,
     "cost": cost_figure,
+    "scores": scores_figure,
     "boundary": boundary_figure,
 }
 
@@ -116,6 +129,20 @@ def rate_figure(
             ax.errorbar(rows["imbalance.positive_rate"], mean, yerr=std, marker="o", ms=3, capsize=2, label=name)
         ax.set(xscale="log", xlabel="positive rate", title=metric.removeprefix("test/"))
     fig.axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bars_figure(table: Any, by: list[str], metrics: tuple[str, ...]) -> Figure:
+    """Each metric (mean +- std over seeds) as bars, one per leaderboard row."""
+    fig = Figure(figsize=(max(5.0, 0.55 * len(table) + 2), 3.2 * len(metrics)), dpi=90)
+    FigureCanvasAgg(fig)
+    labels = ["/".join(str(v) for v in row) for row in table[by].itertuples(index=False)]
+    for i, metric in enumerate(metrics):
+        ax = fig.add_subplot(len(metrics), 1, i + 1)
+        ax.bar(range(len(table)), table[f"{metric}/mean"], yerr=table[f"{metric}/std"].fillna(0), capsize=2)
+        ax.set(title=metric, xticks=range(len(table)))
+        ax.set_xticklabels(labels if i == len(metrics) - 1 else [], rotation=60, ha="right", fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -72,7 +72,7 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
-def sweep_report(records: list[dict], by: list[str], out: Path) -> SweepSummary:
+def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[str, ...] = COLUMNS) -> SweepSummary:
     """Leaderboard (CSV, Markdown) and metric-vs-positive-rate chart in ``out``; a summary."""
     out.mkdir(parents=True, exist_ok=True)
     failed = sum(r["status"] != "FINISHED" for r in records)
@@ -84,15 +84,18 @@ def sweep_report(records: list[dict], by: list[str], out: Path) -> SweepSummary:
         return SweepSummary(f"No job finished ({counts}).", metrics, f"Sweep: {counts}.")
     by = [b for b in by if b in frame.columns]
     frame = _numeric(frame, by)
-    table = leaderboard(frame, by)
+    table = leaderboard(frame, by, columns)
     table.to_csv(out / "leaderboard.csv", index=False)
     text = markdown(table)
     (out / "leaderboard.md").write_text(text + "\n")
+    shown = tuple(c for c in columns if f"{c}/mean" in table)[:3]
     if "imbalance.positive_rate" in by:
-        plots.save(plots.rate_figure(table, by), out / "metric_vs_positive_rate.png")
+        plots.save(plots.rate_figure(table, by, shown), out / "metric_vs_positive_rate.png")
+    else:
+        plots.save(plots.bars_figure(table, by, shown), out / "metrics_by_config.png")
     best = frame.iloc[int(frame["test/pr_auc"].to_numpy().argmax())]
     metrics["best/test/pr_auc"] = float(best["test/pr_auc"])
-    metrics.update({f"mean/{c}": float(frame[c].mean()) for c in COLUMNS if c in frame.columns})
+    metrics.update({f"mean/{c}": float(frame[c].mean()) for c in columns if c in frame.columns})
     note = f"Sweep over {', '.join(by)}: {counts}. Best PR-AUC {best['test/pr_auc']:.3f}.\n\n{text}"
     return SweepSummary(f"{formatted(table).to_string(index=False)}\n{counts}", metrics, note)
 

@@ -39,6 +39,11 @@ class TrackingConf:
 
 
 @dataclass
+class MetricsConf:
+    n_boot: int = 200
+
+
+@dataclass
 class Config:
     dataset: Any = None
     imbalance: ImbalanceConf = field(default_factory=ImbalanceConf)
@@ -49,5 +54,12 @@ class Config:
     threshold: Any = None
     costs: CostsConf = field(default_factory=CostsConf)
     tracking: TrackingConf = field(default_factory=TrackingConf)
+    metrics: MetricsConf = field(default_factory=MetricsConf)
     seed: int = 0
     study: str = "adhoc"
+    #: The metrics a sweep's leaderboard shows (mean +- std over seeds); studies set their own.
+    leaderboard: list[str] = field(
+        default_factory=lambda: [
+            "test/pr_auc", "test/recall", "test/f1", "test/accuracy", "test/baseline_accuracy", "test/ece",
+        ]
+    )  # fmt: skip

@@ -26,6 +26,6 @@ class SpyCalibrator(Calibrator):
 
     seen_fit: ClassVar[list[np.ndarray]] = []
 
-    def fit(self, model: Any, X: Any, y: Any) -> Any:
+    def fit(self, model: Any, X: Any, y: Any, train_prior: float, fit_prior: float) -> Any:
         SpyCalibrator.seen_fit.append(np.asarray(X.index))
-        return super().fit(model, X, y)
+        return super().fit(model, X, y, train_prior, fit_prior)

@@ -71,10 +71,12 @@ def test_constant_majority_predictor_wins_accuracy_and_nothing_else() -> None:
 def test_by_group_by_hand() -> None:
     y, p = np.array([0, 1, 0, 0]), np.array([0.2, 0.6, 0.1, 0.3])
     out = metrics.by_group(y, p, 0.5, np.array(["a", "a", "b", "b"]))
+    slope = out.pop("a/calibration_slope")  # a's two rows are separable: the fitted slope is steep
+    assert slope > 1
     assert out == pytest.approx(
         {
-            "a/n": 2, "a/prevalence": 0.5, "a/ece": 0.3, "a/brier": 0.1, "a/pr_auc": 1.0, "a/recall": 1.0,
-            "b/n": 2, "b/prevalence": 0.0, "b/ece": 0.2, "b/brier": 0.05,
+            "a/n": 2, "a/prevalence": 0.5, "a/ece": 0.3, "a/brier": 0.1, "a/pr_auc": 1.0, "a/recall": 1.0, "a/fpr": 0.0,
+            "b/n": 2, "b/prevalence": 0.0, "b/ece": 0.2, "b/brier": 0.05, "b/fpr": 0.0, "ece_gap": 0.1,
         }
     )  # fmt: skip
 
