@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from playwright.sync_api import Page, expect, sync_playwright
 
 from pipeline.paths import REPO_ROOT, default_store
-from pipeline.tracking import serve_ui, ui_url
+from pipeline.ui import serve_ui, ui_url
 
 OUT = REPO_ROOT / "docs" / "img"
 COLUMNS = ("test/pr_auc", "test/recall", "test/ece", "test/accuracy", "test/baseline_accuracy")

@@ -110,15 +110,16 @@ def _print_run(record: dict[str, Any], cfg: DictConfig) -> None:
 
 def _ui_hint(cfg: DictConfig) -> str:
     from pipeline import tracking
+    from pipeline.ui import ui_url
 
     uri = tracking.resolve_uri(cfg.tracking.uri)
     experiment = tracking.experiment_id(cfg)
     if not uri.startswith("sqlite:"):
-        return f"MLflow UI: {tracking.ui_url(uri, experiment)}"
+        return f"MLflow UI: {ui_url(uri, experiment)}"
     mlflow = Path(sys.executable).with_name("mlflow")
     return (
         f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
-        f"  then {tracking.ui_url('http://127.0.0.1:5000', experiment)}"
+        f"  then {ui_url('http://127.0.0.1:5000', experiment)}"
     )
 
 

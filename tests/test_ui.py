@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.tracking import serve_ui, ui_url
+from pipeline.ui import serve_ui, ui_url
 from tests.conftest import client
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
