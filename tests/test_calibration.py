@@ -135,6 +135,7 @@ def _study(tmp_path: Path, *args: str) -> pd.DataFrame:
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "s" / "report" / "metrics_by_config.png").stat().st_size > 5000  # the study's chart
     return pd.read_csv(tmp_path / "s" / "report" / "leaderboard.csv").set_index(list(_axes(args)))
 
 

@@ -167,3 +167,29 @@ def test_breast_cancer_sweep_over_rates(tmp_path: Path) -> None:
     natural = board[board["imbalance.positive_rate"].isna() & (board["fix.name"] == "none")]
     assert natural["test/pr_auc/mean"].item() > 0.9
     assert len(board) == 6 and (board["seeds"] == 2).all()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["dataset=keel", "dataset.name=german", "imbalance=natural", "fix=random_over"],
+        ["dataset=keel", "dataset.name=abalone_3_vs_11", "imbalance=natural", "split.min_positives=3"],
+        ["dataset=fraud_synth", "dataset.n_rows=60000", "imbalance=natural", "split.min_positives=10"],
+        ["dataset=breast_cancer", "imbalance=natural"],
+    ],
+    ids=["keel-german", "keel-abalone", "fraud_synth", "breast_cancer"],
+)
+def test_one_run_on_each_dataset_is_sensible(make_cfg, overrides: list[str]) -> None:  # type: ignore[no-untyped-def]
+    from pipeline import experiment
+
+    m = experiment.run(make_cfg(*overrides, "metrics.n_boot=0")).metrics
+    assert m["test/pr_auc"] > 1.5 * m["test/prevalence"]  # well above a random ranking (german is hard)
+    assert m["test/roc_auc"] > 0.75
+
+
+def test_prepared_data_is_made_once_per_process_and_shared(make_cfg) -> None:  # type: ignore[no-untyped-def]
+    from pipeline import experiment
+
+    first = experiment.prepare(make_cfg("fix=smote", "model=hgb"))
+    assert experiment.prepare(make_cfg("fix=none", "calibration=platt")) is first  # same data, other fix
+    assert experiment.prepare(make_cfg("seed=1")) is not first
