@@ -109,6 +109,29 @@ def with_positive_ratio(sampler: Any) -> Any:
     return clone(sampler).set_params(sampling_strategy=PositiveRatio(float(ratio), kind))
 
 
+class CostWeight(Reweight):
+    """Cost-sensitive learning: each positive row weighs ``fn / fp`` (a missed positive costs
+    ``fn``, a false alarm ``fp``).
+
+    Parameters
+    ----------
+    estimator : classifier accepting ``sample_weight`` in ``fit``.
+    fp, fn : float
+        The costs (``costs.fp``, ``costs.fn``); both > 0.
+    """
+
+    def __init__(self, estimator: Any = None, fp: float = 1.0, fn: float = 1.0) -> None:
+        self.estimator = estimator
+        self.fp = fp
+        self.fn = fn
+
+    def _weights(self, y: np.ndarray) -> np.ndarray | None:
+        if not (self.fp > 0 and self.fn > 0):
+            raise ConfigError("costs.fp/costs.fn", f"{self.fp}/{self.fn}", "two costs > 0 for cost_weight")
+        weight = self.fn / self.fp
+        return None if weight == 1.0 else np.where(y == self.classes_[-1], weight, 1.0)
+
+
 def is_sampler(fix: Any) -> bool:
     """True for an imblearn-style resampler (a pipeline step), False for a model wrapper."""
     return hasattr(fix, "fit_resample")
