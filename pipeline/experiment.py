@@ -111,9 +111,10 @@ def costs_of(cfg: DictConfig) -> Costs:
 
 def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     """Fit fix + model on train only; calibrate and choose the threshold on calib only."""
-    fix, train = build(cfg.fix), splits.train
-    fixes.check_applicable(fix, train.y, train.categorical, cfg.fix.name)
+    train = splits.train
     numeric = [str(c) for c in train.X.columns if c not in train.categorical]
+    fix = fixes.for_categorical(build(cfg.fix), numeric, train.categorical)
+    fixes.check_applicable(fix, train.y, train.categorical, cfg.fix.name)
     scale, impute = cfg.model.get("scale", False), cfg.dataset.get("impute")
     before, after = models.preprocessing(scale, numeric, train.categorical, impute)
     pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)

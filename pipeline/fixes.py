@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from imblearn.pipeline import Pipeline
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -132,6 +133,90 @@ class CostWeight(Reweight):
         return None if weight == 1.0 else np.where(y == self.classes_[-1], weight, 1.0)
 
 
+class MetaCost(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """MetaCost (Domingos 1999): estimate P(positive) for every training row by bagging
+    ``estimator``, relabel each row to its minimum-expected-cost class (positive when
+    P * fn > (1 - P) * fp), and fit ``estimator`` on the relabelled rows.
+
+    Attributes
+    ----------
+    relabelled_ : ndarray, the labels the final estimator was fitted on.
+    fit_positive_rate_ : float, their positive rate (the prior the model learnt).
+    """
+
+    def __init__(
+        self, estimator: Any = None, fp: float = 1.0, fn: float = 1.0, n_bags: int = 10, random_state: Any = None
+    ) -> None:
+        self.estimator = estimator
+        self.fp = fp
+        self.fn = fn
+        self.n_bags = n_bags
+        self.random_state = random_state
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # costs are for a false positive and a false negative
+        return tags
+
+    def fit(self, X: Any, y: Any) -> MetaCost:
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) == 1:
+            raise ValueError("MetaCost needs both classes in y; it has one class")
+        if len(self.classes_) > 2:
+            raise ValueError("Only binary classification is supported.")
+        if not (self.fp > 0 and self.fn > 0 and self.n_bags >= 1):
+            raise ConfigError(
+                "fix.fp/fix.fn/fix.n_bags", f"{self.fp}/{self.fn}/{self.n_bags}", "costs > 0, n_bags >= 1"
+            )
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        p = np.zeros(len(y))
+        for _ in range(self.n_bags):
+            rows = rng.integers(0, len(y), len(y))
+            bag = clone(self.estimator).fit(X[rows], y[rows])
+            p += np.asarray(bag.predict_proba(X))[:, -1] if len(np.unique(y[rows])) > 1 else float(y[rows][0] == 1)
+        p /= self.n_bags
+        self.relabelled_ = np.where(p * self.fn > (1 - p) * self.fp, self.classes_[-1], self.classes_[0])
+        if len(np.unique(self.relabelled_)) < 2:
+            raise ConfigError(
+                "costs.fn/costs.fp", f"{self.fn}/{self.fp}", "costs under which both classes keep some rows",
+                why="MetaCost relabelled every training row to one class",
+            )  # fmt: skip
+        self.estimator_ = clone(self.estimator).fit(X, self.relabelled_)
+        self.fit_positive_rate_ = float(np.mean(self.relabelled_ == self.classes_[-1]))
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False)
+        return np.asarray(self.estimator_.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+def for_categorical(fix: Any, numeric: list[str], categorical: list[str]) -> Any:
+    """SMOTE on data with categorical columns becomes SMOTENC (SMOTEN when every column is
+    categorical), with the same neighbours and ratio; anything else is returned as it is."""
+    from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC
+
+    if not categorical or type(fix) is not SMOTE:
+        return fix
+    kwargs = {
+        "sampling_strategy": fix.sampling_strategy,
+        "k_neighbors": fix.k_neighbors,
+        "random_state": fix.random_state,
+    }
+    return SMOTEN(**kwargs) if not numeric else SMOTENC(categorical_features=categorical, **kwargs)
+
+
+def _measures_distances(sampler: Any) -> bool:
+    params = sampler.get_params()
+    return any(key.endswith(("k_neighbors", "n_neighbors", "smote", "enn", "estimator")) for key in params)
+
+
 def is_sampler(fix: Any) -> bool:
     """True for an imblearn-style resampler (a pipeline step), False for a model wrapper."""
     return hasattr(fix, "fit_resample")
@@ -158,11 +243,12 @@ def compose(
 
 def check_applicable(fix: Any, y_train: np.ndarray, categorical: list[str] | None = None, name: str = "") -> None:
     """Refuse, before fitting, a fix that cannot work on this training data."""
-    if categorical and is_sampler(fix) and (hasattr(fix, "k_neighbors") or hasattr(fix, "n_neighbors")):
+    handles_categories = type(fix).__name__ in ("SMOTENC", "SMOTEN")
+    if categorical and is_sampler(fix) and not handles_categories and _measures_distances(fix):
         raise ConfigError(
             "fix",
             name or type(fix).__name__,
-            "a fix that does not measure distances (none, class_weight, random_over, random_under)",
+            "smote (it becomes SMOTENC) or a fix that measures no distances (none, class_weight, random_over, ...)",
             why=f"it interpolates or compares Euclidean features; categorical columns: {', '.join(categorical)}",
         )
     k = getattr(fix, "k_neighbors", None)
