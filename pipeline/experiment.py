@@ -134,6 +134,8 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
     p = models.positive_scores(fitted.model, test.X)
     scores = _metrics(test, p, fitted.decision, costs_of(cfg), cfg)
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
+    sampler = fitted.pipe.named_steps.get("fix")
+    scores.update({f"fix/{k}": float(v) for k, v in getattr(sampler, "diagnostics_", {}).items()})
     plots = _curves(
         test, p, fitted.decision, costs_of(cfg), lambda X: models.positive_scores(fitted.model, X), cfg.seed
     )

@@ -10,13 +10,14 @@ import pandas as pd
 import pytest
 from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC
 from imblearn.under_sampling import TomekLinks
+from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
 from omegaconf import DictConfig
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pipeline import experiment, fixes, models
+from pipeline import experiment, fixes, generative, models
 from pipeline.errors import ConfigError
 from pipeline.paths import CONF_DIR
 from tests.conftest import SMALL
@@ -25,7 +26,7 @@ FIXES = sorted(p.stem for p in (CONF_DIR / "fix").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 #: Fixes meant to reach positives / negatives = 1 (the default sampling_strategy).
 BALANCING = {"random_over", "random_under", "smote", "borderline_smote", "borderline_smote2", "svm_smote",
-             "adasyn", "near_miss", "cluster_centroids", "class_weight"}  # fmt: skip
+             "adasyn", "near_miss", "cluster_centroids", "class_weight", "gmm_oversample"}  # fmt: skip
 
 
 @pytest.mark.parametrize("fix", FIXES)
@@ -130,6 +131,23 @@ def test_anomaly_detectors_see_only_the_negatives() -> None:
     assert p[y == 1].mean() > p[y == 0].mean()
 
 
-@parametrize_with_checks([fixes.MetaCost(LogisticRegression(), fp=1.0, fn=1.0, n_bags=3)])
+@parametrize_with_checks([fixes.MetaCost(LogisticRegression(), fp=1.0, fn=1.0, n_bags=3, random_state=0)])
 def test_metacost_is_a_scikit_learn_estimator(estimator: object, check: Callable[[object], None]) -> None:
+    check(estimator)
+
+
+def test_gaussian_mixture_positives_are_hard_to_tell_from_real_ones() -> None:
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (900, 2)), rng.normal(2, 0.5, (100, 2))])
+    y = np.r_[np.zeros(900, int), np.ones(100, int)]
+    sampler = generative.GaussianMixtureOverSampler(sampling_strategy=1.0, n_components=2, random_state=0)
+    Xr, yr = sampler.fit_resample(X, y)
+    assert np.bincount(yr).tolist() == [900, 900] and np.array_equal(Xr[:1000], X)  # real rows kept, in order
+    assert sampler.diagnostics_["two_sample_auc"] < 0.65
+    off_distribution = rng.normal(4, 0.5, (900, 2))  # what a bad generator would draw
+    assert generative.two_sample_auc(X[y == 1], off_distribution, seed=0) > 0.95
+
+
+@imblearn_checks([generative.GaussianMixtureOverSampler(random_state=0)])
+def test_gaussian_mixture_sampler_passes_imblearns_checks(estimator: object, check: Callable[[object], None]) -> None:
     check(estimator)
