@@ -101,8 +101,12 @@ class Fitted:
 
     @property
     def fit_positive_rate(self) -> float:
-        """The (weighted) positive rate the model was fitted under, after the fix."""
-        return float(self.pipe.named_steps["model"].fit_positive_rate_)
+        return fit_prior(self.pipe)
+
+
+def fit_prior(pipe: Any) -> float:
+    """The (weighted) positive rate a fitted pipeline's model learnt under, after the fix."""
+    return float(pipe.named_steps["model"].fit_positive_rate_)
 
 
 def costs_of(cfg: DictConfig) -> Costs:
@@ -120,8 +124,7 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)
     pipe.fit(train.X, train.y)
     calibrator, calib = build(cfg.calibration), splits.calib
-    fit_prior = float(pipe.named_steps["model"].fit_positive_rate_)
-    calibrated = calibrator.fit(pipe, calib.X, calib.y, float(train.y.mean()), fit_prior)
+    calibrated = calibrator.fit(pipe, calib.X, calib.y, float(train.y.mean()), fit_prior(pipe))
     notes = calibrator.warnings(int(calib.y.sum()))
     for note in notes:
         log.warning(note)
@@ -131,14 +134,12 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
 
 def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
     """Score the test split: metrics, curves and the prediction table (test rows only here)."""
-    p = models.positive_scores(fitted.model, test.X)
-    scores = _metrics(test, p, fitted.decision, costs_of(cfg), cfg)
+    p, costs = models.positive_scores(fitted.model, test.X), costs_of(cfg)
+    scores = _metrics(test, p, fitted.decision, costs, cfg)
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
     sampler = fitted.pipe.named_steps.get("fix")
     scores.update({f"fix/{k}": float(v) for k, v in getattr(sampler, "diagnostics_", {}).items()})
-    plots = _curves(
-        test, p, fitted.decision, costs_of(cfg), lambda X: models.positive_scores(fitted.model, X), cfg.seed
-    )
+    plots = _curves(test, p, fitted.decision, costs, lambda X: models.positive_scores(fitted.model, X), cfg.seed)
     info = {"config_hash": config_hash(cfg)}
     if fitted.warnings:
         info["warning"] = "; ".join(fitted.warnings)
