@@ -51,7 +51,9 @@ class Reweight(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             self.estimator_.fit(X, y)
         else:
             self.estimator_.fit(X, y, sample_weight=weights)
-        self.fit_positive_rate_ = float(np.average(y == self.classes_[-1], weights=weights))
+        # a model that balances its own samples (self_paced_ensemble, ...) reports the prior it learnt
+        default = np.average(y == self.classes_[-1], weights=weights)
+        self.fit_positive_rate_ = float(getattr(self.estimator_, "fit_positive_rate_", default))
         return self
 
     def _weights(self, y: np.ndarray) -> np.ndarray | None:

@@ -17,7 +17,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from pipeline import experiment, fixes, generative, models
+from pipeline import ensembles, experiment, fixes, generative, models
 from pipeline.errors import ConfigError
 from pipeline.paths import CONF_DIR
 from tests.conftest import SMALL
@@ -151,3 +151,44 @@ def test_gaussian_mixture_positives_are_hard_to_tell_from_real_ones() -> None:
 @imblearn_checks([generative.GaussianMixtureOverSampler(random_state=0)])
 def test_gaussian_mixture_sampler_passes_imblearns_checks(estimator: object, check: Callable[[object], None]) -> None:
     check(estimator)
+
+
+@parametrize_with_checks([ensembles.SelfPacedEnsemble(n_estimators=3, random_state=0),
+                          ensembles.BalanceCascade(n_estimators=3, random_state=0)])  # fmt: skip
+def test_recursive_ensembles_are_scikit_learn_estimators(estimator: object, check: Callable[[object], None]) -> None:
+    check(estimator)
+
+
+def _imbalanced(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.05).astype(int)
+    return rng.normal(size=(n, 2)) + 1.5 * y[:, None], y
+
+
+def test_balance_cascade_drops_the_easy_negatives_round_by_round() -> None:
+    X, y = _imbalanced()
+    model = ensembles.BalanceCascade(n_estimators=5, random_state=0).fit(X, y)
+    n_pos, n_neg = int(y.sum()), int((y == 0).sum())
+    share = (n_pos / n_neg) ** (1 / 4)  # kept per round, so the last pool is about n_pos
+    assert len(model.pool_) == pytest.approx(n_neg * share**4, rel=0.05)
+    hard = model.pool_
+    easy = np.setdiff1d(np.flatnonzero(y == 0), hard)
+    assert X[hard].sum(axis=1).mean() > X[easy].sum(axis=1).mean() + 1  # the kept ones sit near positives
+    assert model.fit_positive_rate_ == 0.5 and len(model.estimators_) == 5
+
+
+def test_self_paced_ensemble_ranks_well_and_is_seeded() -> None:
+    X, y = _imbalanced()
+    Xt, yt = _imbalanced(seed=1)
+    a = ensembles.SelfPacedEnsemble(n_estimators=8, random_state=3).fit(X, y)
+    b = ensembles.SelfPacedEnsemble(n_estimators=8, random_state=3).fit(X, y)
+    assert np.array_equal(a.predict_proba(Xt), b.predict_proba(Xt))
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(yt, a.predict_proba(Xt)[:, 1]) > 0.85
+
+
+def test_a_model_that_balances_itself_reports_the_prior_to_prior_correction() -> None:
+    X, y = _imbalanced()
+    wrapped = fixes.Reweight(ensembles.SelfPacedEnsemble(n_estimators=3, random_state=0)).fit(X, y)
+    assert wrapped.fit_positive_rate_ == 0.5  # not the data's 5%
