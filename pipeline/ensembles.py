@@ -14,26 +14,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from pipeline.fixes import BinaryOnly
 
-class _BalancedEnsemble(ClassifierMixin, BaseEstimator):
+
+class _BalancedEnsemble(BinaryOnly, ClassifierMixin, BaseEstimator):
     """Shared fit loop: ``_pick_negatives`` says which negatives the next learner sees."""
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False
-        return tags
-
     def fit(self, X: Any, y: Any) -> _BalancedEnsemble:
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) == 1:
-            raise ValueError("needs both classes in y; it has one class")
-        if len(self.classes_) > 2:
-            raise ValueError("Only binary classification is supported.")
+        X, y = self._binary_data(X, y)
         if not (isinstance(self.n_estimators, int) and self.n_estimators >= 1):
             raise ValueError(f"n_estimators must be a whole number >= 1, got {self.n_estimators!r}")
         rng = check_random_state(self.random_state)

@@ -135,7 +135,27 @@ class CostWeight(Reweight):
         return None if weight == 1.0 else np.where(y == self.classes_[-1], weight, 1.0)
 
 
-class MetaCost(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class BinaryOnly:
+    """Mixin for classifiers of exactly two classes: the estimator tag, and the checks every
+    ``fit`` starts with (``_binary_data``)."""
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _binary_data(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) == 1:
+            raise ValueError(f"{type(self).__name__} needs both classes in y; it has one class")
+        if len(self.classes_) > 2:
+            raise ValueError("Only binary classification is supported.")
+        return X, y
+
+
+class MetaCost(BinaryOnly, MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """MetaCost (Domingos 1999): estimate P(positive) for every training row by bagging
     ``estimator``, relabel each row to its minimum-expected-cost class (positive when
     P * fn > (1 - P) * fp), and fit ``estimator`` on the relabelled rows.
@@ -155,19 +175,8 @@ class MetaCost(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.n_bags = n_bags
         self.random_state = random_state
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.classifier_tags.multi_class = False  # costs are for a false positive and a false negative
-        return tags
-
     def fit(self, X: Any, y: Any) -> MetaCost:
-        X, y = validate_data(self, X, y)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) == 1:
-            raise ValueError("MetaCost needs both classes in y; it has one class")
-        if len(self.classes_) > 2:
-            raise ValueError("Only binary classification is supported.")
+        X, y = self._binary_data(X, y)  # costs are for a false positive and a false negative
         if not (self.fp > 0 and self.fn > 0 and self.n_bags >= 1):
             raise ConfigError(
                 "fix.fp/fix.fn/fix.n_bags", f"{self.fp}/{self.fn}/{self.n_bags}", "costs > 0, n_bags >= 1"
