@@ -50,6 +50,7 @@ def task(cfg: DictConfig) -> float | None:
     try:
         record = run_job(cfg)
     except Exception as err:
+        interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
         _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
         if multirun:
             log.error("job %s failed: %s", hydra_cfg.job.num, _one_line(err))
@@ -256,19 +257,16 @@ def main() -> None:
         interrupts.stop_if_interrupted()
         if _run_errors:
             raise _run_errors[0]
-    except KeyboardInterrupt:
-        _end_open_runs("KILLED", "interrupted")
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt) or interrupts.received():
+            _end_open_runs("KILLED", "interrupted")
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))
-        if wants_traceback:
+        if wants_traceback or not isinstance(err, (ConfigError, HydraException, OmegaConfBaseException)):
             raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
         sys.exit(2)
-    except BaseException as err:
-        _end_open_runs("FAILED", _one_line(err))
-        raise
     _exit_for_failed_jobs()
 
 

@@ -48,6 +48,13 @@ def shielded() -> Iterator[None]:
         raise KeyboardInterrupt(f"signal {signum}")
 
 
+def received() -> bool:
+    """Whether a signal arrived. An interrupt can surface as another error (Hydra and OmegaConf
+    turn one raised while composing a job's config into a config error): after a signal, any
+    failure is the interruption."""
+    return bool(_received)
+
+
 def stop_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a signal arrived, in case its first interrupt was dropped."""
     if _received:

@@ -231,7 +231,7 @@ class _ending:
         with interrupts.shielded():
             if kind is None:
                 self.client.set_terminated(self.run_id, "FINISHED")
-            elif issubclass(kind, (KeyboardInterrupt, SystemExit)):
+            elif issubclass(kind, (KeyboardInterrupt, SystemExit)) or interrupts.received():
                 self.client.set_terminated(self.run_id, "KILLED")
             else:
                 self.client.set_tag(self.run_id, "error", one_line(err))

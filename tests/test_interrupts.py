@@ -48,3 +48,19 @@ def test_a_received_signal_stops_later_checks(installed: None) -> None:
             pass
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
         interrupts.stop_if_interrupted()
+
+
+def test_after_a_signal_any_failure_counts_as_the_interruption(installed: None) -> None:
+    assert not interrupts.received()
+
+    def compose_like_hydra() -> None:  # libraries may turn the interrupt into an error of their own
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(10**6):
+                pass
+        except BaseException as err:
+            raise ValueError("not a config key") from err
+
+    with pytest.raises(ValueError):
+        compose_like_hydra()
+    assert interrupts.received()
