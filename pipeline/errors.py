@@ -15,3 +15,10 @@ class ConfigError(ValueError):
         self.key, self.value, self.accepted, self.why = key, value, accepted, why
         reason = f" ({why})" if why else ""
         super().__init__(f"{key}={value!s} is not accepted{reason}; accepted: {accepted}")
+
+
+class Refused(ConfigError):
+    """A combination that cannot work, known from the config alone (before any data is read).
+
+    A single run exits 2; a sweep leaves such a job out, says so before any run starts, and
+    does not count it as a failure."""

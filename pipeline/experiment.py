@@ -22,12 +22,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import curves, data, fixes, metrics, models
 from pipeline.decision import Costs, Decision
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, Refused
+from pipeline.paths import CONF_DIR
 
 log = logging.getLogger(__name__)
 
 #: Keys of an option node that describe it rather than being constructor arguments.
-META_KEYS = ("name", "scale")
+META_KEYS = ("name", "scale", "needs", "kind")
 
 
 @dataclass
@@ -65,6 +66,26 @@ def config_hash(cfg: DictConfig) -> str:
     assert isinstance(whole, dict)
     keep = {k: v for k, v in whole.items() if k not in ("tracking", "study")}
     return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(keep)).encode()).hexdigest()[:12]
+
+
+def check_compatible(cfg: DictConfig) -> None:
+    """Refuse, from the config alone, a fix that needs a kind of model (``fix.needs``) that the
+    run's model is not (``model.kind``): focal_loss and balanced_batches train torch models."""
+    needs = cfg.fix.get("needs")
+    if needs and cfg.model.get("kind") != needs:
+        fitting = ", ".join(f"model={m}" for m in models_of_kind(str(needs))) or f"a model of kind {needs}"
+        raise Refused(
+            "fix", cfg.fix.name, f"{fitting} with fix={cfg.fix.name}, or another fix with model={cfg.model.name}",
+            why=f"it needs a {needs}, and model={cfg.model.name} is not one",
+        )  # fmt: skip
+
+
+@functools.cache
+def models_of_kind(kind: str) -> tuple[str, ...]:
+    """The model options (conf/model) that declare ``kind``."""
+    options = sorted(CONF_DIR.joinpath("model").glob("*.yaml"))
+    nodes = {p.stem: OmegaConf.load(p) for p in options}
+    return tuple(name for name, node in nodes.items() if isinstance(node, DictConfig) and node.get("kind") == kind)
 
 
 def prepare(cfg: DictConfig) -> data.Splits:
@@ -115,6 +136,7 @@ def costs_of(cfg: DictConfig) -> Costs:
 
 def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     """Fit fix + model on train only; calibrate and choose the threshold on calib only."""
+    check_compatible(cfg)
     train = splits.train
     numeric = [str(c) for c in train.X.columns if c not in train.categorical]
     fix = fixes.for_categorical(build(cfg.fix), numeric, train.categorical)
@@ -124,6 +146,9 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)
     pipe.fit(train.X, train.y)
     calibrator, calib = build(cfg.calibration), splits.calib
+    cascade = models.cascade_of(pipe)
+    if cascade is not None:  # stage 1's threshold is set on calib, like the calibration
+        cascade.tune(models.model_inputs(pipe, calib.X), calib.y)
     calibrated = calibrator.fit(pipe, calib.X, calib.y, float(train.y.mean()), fit_prior(pipe))
     notes = calibrator.warnings(int(calib.y.sum()))
     for note in notes:
@@ -139,6 +164,11 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
     sampler = fitted.pipe.named_steps.get("fix")
     scores.update({f"fix/{k}": float(v) for k, v in getattr(sampler, "diagnostics_", {}).items()})
+    cascade = models.cascade_of(fitted.pipe)
+    if cascade is not None:
+        scores.update({f"model/{k}": float(v) for k, v in cascade.diagnostics_.items()})
+        test_share = cascade.diagnose(models.model_inputs(fitted.pipe, test.X), test.y)
+        scores.update({f"model/test_{k}": v for k, v in test_share.items()})
     plots = _curves(test, p, fitted.decision, costs, lambda X: models.positive_scores(fitted.model, X), cfg.seed)
     info = {"config_hash": config_hash(cfg)}
     if fitted.warnings:

@@ -224,6 +224,8 @@ def for_categorical(fix: Any, numeric: list[str], categorical: list[str]) -> Any
 
 
 def _measures_distances(sampler: Any) -> bool:
+    if hasattr(sampler, "euclidean"):  # samplers of our own say so
+        return bool(sampler.euclidean)
     params = sampler.get_params()
     return any(key.endswith(("k_neighbors", "n_neighbors", "smote", "enn", "estimator")) for key in params)
 

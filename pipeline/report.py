@@ -75,10 +75,12 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[str, ...] = COLUMNS) -> SweepSummary:
     """Leaderboard (CSV, Markdown) and metric-vs-positive-rate chart in ``out``; a summary."""
     out.mkdir(parents=True, exist_ok=True)
-    failed = sum(r["status"] != "FINISHED" for r in records)
+    refused = sum(r["status"] == "REFUSED" for r in records)
+    failed = sum(r["status"] == "FAILED" for r in records)
     frame = records_frame(records)
-    counts = f"{len(records) - failed} finished, {failed} failed"
-    metrics = {"jobs/finished": float(len(records) - failed), "jobs/failed": float(failed)}
+    finished = len(records) - failed - refused
+    counts = f"{finished} finished, {failed} failed" + (f", {refused} refused" if refused else "")
+    metrics = {"jobs/finished": float(finished), "jobs/failed": float(failed), "jobs/refused": float(refused)}
     if frame.empty:
         (out / "leaderboard.md").write_text(f"No job finished ({counts}).\n")
         return SweepSummary(f"No job finished ({counts}).", metrics, f"Sweep: {counts}.")

@@ -169,6 +169,34 @@ def test_sweep_with_a_failing_job_on_a_new_store(cli: Cli, tmp_path: Path) -> No
         )
 
 
+def test_a_sweep_refuses_torch_only_fixes_with_logreg_before_any_run_starts(cli: Cli, tmp_path: Path) -> None:
+    """The issue's `fix=glob(*) model=logreg` in small: the torch-only fixes are refused up
+    front (no run opened for them), the rest finish, and the sweep exits 0."""
+    store = tmp_path / "mlflow.db"
+    done = cli("--multirun", "fix=glob([none,focal_loss,balanced_batches,smote])", "study=mixed", "dataset.n_samples=3000")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    first = lines.index("refused before any run starts: 2 of 4 jobs")
+    refused = lines[first + 1 : first + 3]
+    assert all("model=logreg (1 job(s)): fix=" in line and "accepted: model=mlp with fix=" in line for line in refused)
+    assert {"balanced_batches", "focal_loss"} == {line.split("fix=")[1].split(" ")[0] for line in refused}
+    assert "2 finished, 0 failed, 2 refused" in done.stdout
+    c = client(store)
+    runs = c.search_runs([c.get_experiment_by_name("mixed").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.data.params["fix.name"] for r in children) == ["none", "smote"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.data.metrics["jobs/refused"] == 2 and parent.data.metrics["jobs/finished"] == 2
+
+
+def test_a_torch_only_fix_alone_with_logreg_exits_2_and_opens_no_run(cli: Cli, tmp_path: Path) -> None:
+    done = cli("fix=focal_loss")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0, done.stderr
+    assert done.stderr.startswith("error: fix=focal_loss is not accepted (it needs a torch_classifier")
+    assert _statuses(tmp_path / "mlflow.db") == []  # no run was opened
+
+
 def test_sigterm_ends_every_run_killed_never_running(cli: Cli, tmp_path: Path) -> None:
     store = tmp_path / "mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
