@@ -173,7 +173,8 @@ def test_a_sweep_refuses_torch_only_fixes_with_logreg_before_any_run_starts(cli:
     """The issue's `fix=glob(*) model=logreg` in small: the torch-only fixes are refused up
     front (no run opened for them), the rest finish, and the sweep exits 0."""
     store = tmp_path / "mlflow.db"
-    done = cli("--multirun", "fix=glob([none,focal_loss,balanced_batches,smote])", "study=mixed", "dataset.n_samples=3000")
+    fixes = "fix=glob([none,focal_loss,balanced_batches,smote])"
+    done = cli("--multirun", fixes, "study=mixed", "dataset.n_samples=3000")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     first = lines.index("refused before any run starts: 2 of 4 jobs")
