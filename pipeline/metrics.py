@@ -171,18 +171,117 @@ def by_group(
 def _intervals(
     y: np.ndarray, p: np.ndarray, threshold: float, point: dict[str, float], n_boot: int, rng: np.random.Generator
 ) -> dict[str, float]:
+    """Percentile 95% intervals of ``group_metrics`` over ``n_boot`` resamples of the rows.
+
+    Each resample is the same draw as ``rows = rng.integers(0, n, n)`` followed by
+    ``group_metrics(y[rows], p[rows])``, computed at once for a block of resamples as row
+    counts (``bootstrap_metrics``): no per-resample sort or scikit-learn call."""
     if n_boot <= 0:
         return {}
-    draws: dict[str, list[float]] = {m: [] for m in point}
-    for _ in range(n_boot):
-        rows = rng.integers(0, len(y), len(y))
-        for m, v in group_metrics(y[rows], p[rows], threshold).items():
-            draws[m].append(v)
+    draws: dict[str, list[np.ndarray]] = {m: [] for m in point}
+    block = max(1, min(n_boot, BOOT_BLOCK_CELLS // max(len(y), 1)))
+    for start in range(0, n_boot, block):
+        size = min(block, n_boot - start)
+        rows = np.stack([rng.integers(0, len(y), len(y)) for _ in range(size)])
+        counts = np.stack([np.bincount(r, minlength=len(y)) for r in rows]).astype(float)
+        for m, values in bootstrap_metrics(y, p, threshold, counts).items():
+            if m in draws:
+                draws[m].append(values[~np.isnan(values)])
     out = {}
-    for m, values in draws.items():
+    for m, parts in draws.items():
+        values = np.concatenate(parts) if parts else np.empty(0)
         if len(values) >= n_boot // 2:  # a metric undefined in most resamples gets no interval
             out[f"{m}_lo"], out[f"{m}_hi"] = (float(q) for q in np.percentile(values, [2.5, 97.5]))
     return out
+
+
+#: Resamples x rows held at once while bootstrapping (about 16 MB per float array).
+BOOT_BLOCK_CELLS = 2_000_000
+
+
+def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np.ndarray) -> dict[str, np.ndarray]:
+    """``group_metrics`` of each resample given as row counts (one row of ``counts`` per
+    resample); NaN where a metric is undefined in that resample (as ``group_metrics`` leaves
+    it out)."""
+    y = np.asarray(y, dtype=float)
+    n = counts.sum(axis=1)
+    pos, neg = counts @ y, counts @ (1 - y)
+    pred = (p >= threshold).astype(float)
+    bins = np.minimum((p * N_BINS).astype(int), N_BINS - 1)
+    gap = np.zeros((len(counts), N_BINS))
+    for b in np.unique(bins):
+        in_bin = bins == b
+        gap[:, b] = counts[:, in_bin] @ (y - p)[in_bin]
+    both = (pos > 0) & (neg > 0)
+    nan = np.full(len(counts), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "prevalence": pos / n,
+            "ece": np.abs(gap).sum(axis=1) / n,
+            "brier": counts @ (p - y) ** 2 / n,
+            "fpr": np.where(neg > 0, counts @ (pred * (1 - y)) / neg, nan),
+            "pr_auc": np.where(both, _average_precision(y, p, counts), nan),
+            "recall": np.where(both, counts @ (pred * y) / pos, nan),
+            "calibration_slope": np.where(both, _calibration_slopes(y, p, counts), nan),
+        }
+    return out
+
+
+def _average_precision(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """scikit-learn's average precision, sum over thresholds of (R_k - R_k-1) P_k, for each
+    row of ``counts`` (the rows sorted once; a threshold is each distinct score)."""
+    order = np.argsort(-p, kind="stable")
+    ps, w = p[order], counts[:, order]
+    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # the end of each run of equal scores
+    tp = np.cumsum(w * y[order], axis=1)[:, last]
+    fp = np.cumsum(w * (1 - y[order]), axis=1)[:, last]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall = tp / tp[:, -1:]
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+    return np.sum(np.diff(recall, axis=1, prepend=0.0) * precision, axis=1)
+
+
+def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The slope of ``calibration_line`` for each row of ``counts`` (rows weighted by their
+    count): the same Newton steps with step halving, run side by side until each converges.
+    They start from the whole sample's line, which a resample's lies close to (fewer steps)."""
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    x = np.log(q / (1 - q))
+    start = calibration_line(y, p) if 0 < y.sum() < len(y) else (0.0, 0.0)
+
+    sign = 1.0 - 2.0 * y  # y z - log(1 + e^z) = -softplus(sign z) for labels 0/1
+
+    def loglik(b: np.ndarray, w: np.ndarray) -> np.ndarray:
+        t = sign * (b[:, :1] + b[:, 1:] * x)
+        softplus = np.log1p(np.exp(-np.abs(t)))
+        softplus += np.maximum(t, 0.0)
+        return -np.einsum("ij,ij->i", w, softplus)
+
+    beta = np.tile(np.asarray(start, dtype=float), (len(counts), 1))
+    current = loglik(beta, counts)
+    active = np.flatnonzero(np.ones(len(counts), dtype=bool))
+    for _ in range(100):
+        if not len(active):
+            break
+        b, w = beta[active], counts[active]
+        mu = expit(b[:, :1] + b[:, 1:] * x)
+        r, v = w * (y - mu), w * mu * (1 - mu)
+        g0, g1 = r.sum(axis=1), r @ x
+        h00, h01, h11 = v.sum(axis=1) + 1e-9, v @ x, v @ (x * x) + 1e-9
+        det = h00 * h11 - h01 * h01
+        step = np.column_stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det])
+        while True:  # halve, per resample, a step that lowers the log-likelihood (it is concave)
+            value = loglik(b + step, w)
+            noise = 1e-13 * np.abs(current[active])  # sums of many terms differ in their last digits
+            worse = (value < current[active] - noise) & (np.abs(step).max(axis=1) > 1e-12)
+            if not worse.any():
+                break
+            step[worse] /= 2
+        beta[active] = b + step
+        improved = value - current[active] >= 1e-12
+        current[active] = value
+        active = active[improved]
+    return beta[:, 1]
 
 
 def metric_key(text: str) -> str:

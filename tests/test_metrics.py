@@ -98,3 +98,43 @@ def test_ece_is_bounded_and_zero_when_scores_are_bin_frequencies(cases: list[tup
     matched = np.clip(frequencies, bins / 15, np.nextafter((bins + 1) / 15, 0))
     if np.allclose(matched, frequencies):
         assert metrics.ece(y, frequencies) == pytest.approx(0.0, abs=1e-12)
+
+
+def _loop_bootstrap(y: np.ndarray, p: np.ndarray, threshold: float, n_boot: int, seed: int) -> dict[str, list[float]]:
+    """The bootstrap written plainly: resample rows, call group_metrics."""
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(y), len(y))
+        for m, v in metrics.group_metrics(y[rows], p[rows], threshold).items():
+            draws.setdefault(m, []).append(v)
+    return draws
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_vectorised_bootstrap_is_the_plain_loop_over_the_same_resamples(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(200, 3000))
+    y = (rng.random(n) < rng.uniform(0.03, 0.4)).astype(int)
+    p = np.clip(rng.beta(1, 5, n) + 0.3 * y * rng.random(n), 0, 1).round(int(rng.integers(1, 5)))  # ties too
+    draws = _loop_bootstrap(y, p, 0.3, 60, seed)
+    rows = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rows.integers(0, n, n), minlength=n) for _ in range(60)]).astype(float)
+    fast = metrics.bootstrap_metrics(y, p, 0.3, counts)
+    for m, values in draws.items():
+        got = fast[m][~np.isnan(fast[m])]
+        assert got == pytest.approx(np.asarray(values), rel=1e-7, abs=1e-9), m
+    point = metrics.group_metrics(y, p, 0.3)
+    intervals = metrics._intervals(y, p, 0.3, point, 60, np.random.default_rng(seed))
+    for m, values in draws.items():
+        assert intervals[f"{m}_lo"] == pytest.approx(np.percentile(values, 2.5), rel=1e-7, abs=1e-9)
+        assert intervals[f"{m}_hi"] == pytest.approx(np.percentile(values, 97.5), rel=1e-7, abs=1e-9)
+
+
+def test_bootstrap_leaves_undefined_metrics_out_per_resample() -> None:
+    y, p = np.array([0, 0, 0, 1]), np.array([0.1, 0.2, 0.3, 0.9])
+    counts = np.array([[1.0, 1, 2, 0], [1, 1, 1, 1], [0, 0, 0, 4]])  # no positive; both; no negative
+    fast = metrics.bootstrap_metrics(y, p, 0.5, counts)
+    assert np.isnan(fast["pr_auc"][[0, 2]]).all() and fast["pr_auc"][1] == 1.0
+    assert np.isnan(fast["fpr"][2]) and fast["fpr"][0] == 0.0
+    assert fast["prevalence"].tolist() == [0.0, 0.25, 1.0]
