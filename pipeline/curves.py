@@ -49,9 +49,11 @@ def cost_curve(y: np.ndarray, p: np.ndarray, costs: Costs, threshold: float) -> 
     """Expected cost per case at every distinct score used as threshold, with the chosen
     threshold and the Bayes threshold cFP / (cFP + cFN) marked."""
     table = ThresholdTable.of(y, p)
+    last = len(table.thresholds) - 1  # the table's last row (predict nothing) has the highest threshold
+    order = np.r_[last, np.arange(last)]  # so put it first: thresholds fall along the curve
     return {
-        "threshold": np.minimum(table.thresholds, 1.0).tolist(),
-        "expected_cost": table.cost(costs).tolist(),
+        "threshold": np.minimum(table.thresholds, 1.0)[order].tolist(),
+        "expected_cost": table.cost(costs)[order].tolist(),
         "chosen": threshold,
         "bayes": costs.bayes_threshold,
         "costs": {"fp": costs.fp, "fn": costs.fn},
@@ -95,7 +97,10 @@ def boundary(
     if X.shape[1] != 2 or not all(pd.api.types.is_numeric_dtype(t) for t in X.dtypes):
         return None
     lo, hi = X.min().to_numpy(), X.max().to_numpy()
-    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
+    # 5% margins, out to a multiple of a round step: runs on the same data share axes (and plots.py
+    # reuses one drawn canvas for them)
+    step = 10.0 ** np.floor(np.log10(np.maximum(hi - lo, 1e-12))) / 2
+    lo, hi = np.floor((lo - 0.05 * (hi - lo)) / step) * step, np.ceil((hi + 0.05 * (hi - lo)) / step) * step
     xs, ys = np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120)
     gx, gy = np.meshgrid(xs, ys)
     grid = pd.DataFrame({X.columns[0]: gx.ravel(), X.columns[1]: gy.ravel()})

@@ -140,12 +140,13 @@ def track(
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     with interrupts.shielded():
-        run_id = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info.run_id
+        info = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info
+        run_id = info.run_id
         _open_runs[run_id] = uri
     with _ending(client, run_id):
         client.log_batch(run_id, params=_params(flatten(cfg)))
         result = job()
-        _log_result(client, run_id, cfg, result, describe(result))
+        _log_result(client, run_id, cfg, result, describe(result), info.artifact_uri)
     return result
 
 
@@ -157,7 +158,7 @@ def _requirements() -> tuple[str, ...]:
     return tuple(f"{name}=={version(name)}" for name in names)
 
 
-def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str) -> None:
+def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
     from mlflow.entities import Metric, RunTag
 
     from pipeline import plots
@@ -168,15 +169,30 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
     client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, str(v)) for k, v in tags.items()])
     if result.inputs:
         client.log_inputs(run_id, datasets=[_dataset_input(cfg, part) for part in result.inputs])
+    local = _local_artifact_dir(artifact_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        out = local or Path(tmp)  # a local artifact store is written in place, not copied into
         plots.write_all(result.curves, out)
-        (out / "predictions").mkdir()
+        (out / "predictions").mkdir(parents=True, exist_ok=True)
         result.predictions.to_parquet(out / "predictions" / "test.parquet")
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.tracking.log_model:
             _save_model(result.model, out / "model")
-        client.log_artifacts(run_id, str(out))
+        if local is None:
+            client.log_artifacts(run_id, str(out))
+
+
+def _local_artifact_dir(uri: str) -> Path | None:
+    """The run's artifact folder when the artifact store is a local folder (``file:``), else None."""
+    from urllib.parse import urlparse
+
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    if urlparse(uri).scheme != "file":
+        return None
+    path = Path(local_file_uri_to_path(uri))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 _SCHEMA_TYPES = {"float64": "double", "float32": "float", "int64": "long", "int32": "integer", "bool": "boolean"}
