@@ -202,8 +202,9 @@ BOOT_BLOCK_CELLS = 2_000_000
 def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np.ndarray) -> dict[str, np.ndarray]:
     """``group_metrics`` of each resample given as row counts (one row of ``counts`` per
     resample); NaN where a metric is undefined in that resample (as ``group_metrics`` leaves
-    it out)."""
-    y = np.asarray(y, dtype=float)
+    it out). Rows sharing a score and a label are pooled first: every metric here is a sum over
+    rows that depends on nothing else (isotonic calibration leaves a few dozen distinct scores)."""
+    y, p, counts = _pooled(np.asarray(y, dtype=float), np.asarray(p, dtype=float), counts)
     n = counts.sum(axis=1)
     pos, neg = counts @ y, counts @ (1 - y)
     pred = (p >= threshold).astype(float)
@@ -225,6 +226,16 @@ def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np
             "calibration_slope": np.where(both, _calibration_slopes(y, p, counts), nan),
         }
     return out
+
+
+def _pooled(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One column per distinct (score, label), its counts summed, when that is at most half the rows."""
+    cells, inverse = np.unique(np.column_stack([p, y]), axis=0, return_inverse=True)
+    if len(cells) > len(y) // 2:
+        return y, p, counts
+    order = np.argsort(inverse.ravel(), kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(inverse.ravel()[order])) + 1]
+    return cells[:, 1].copy(), cells[:, 0].copy(), np.add.reduceat(counts[:, order], starts, axis=1)
 
 
 def _average_precision(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -278,7 +289,7 @@ def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.
                 break
             step[worse] /= 2
         beta[active] = b + step
-        improved = value - current[active] >= 1e-12
+        improved = value - current[active] >= 1e-12 + noise  # beyond rounding: not converged yet
         current[active] = value
         active = active[improved]
     return beta[:, 1]

@@ -218,14 +218,23 @@ def _dataset_input(cfg: DictConfig, part: dict[str, Any]) -> Any:
 
 def _save_model(model: Any, path: Path) -> None:
     import mlflow.sklearn
+    import mlflow.utils.environment
 
-    mlflow.sklearn.save_model(
-        model,
-        str(path),
-        serialization_format="pickle",
-        pip_requirements=list(_requirements()),
-        code_paths=[str(REPO_ROOT / "pipeline")],
-    )
+    # The requirements are the installed versions themselves, so MLflow's check that they match
+    # the environment can only pass; it maps every installed distribution to its modules first,
+    # about 0.8 s in each new process.
+    check = mlflow.utils.environment.warn_dependency_requirement_mismatches
+    mlflow.utils.environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    try:
+        mlflow.sklearn.save_model(
+            model,
+            str(path),
+            serialization_format="pickle",
+            pip_requirements=list(_requirements()),
+            code_paths=[str(REPO_ROOT / "pipeline")],
+        )
+    finally:
+        mlflow.utils.environment.warn_dependency_requirement_mismatches = check
 
 
 def _params(flat: dict[str, str]) -> list[Any]:
