@@ -224,7 +224,7 @@ def _save_model(model: Any, path: Path) -> None:
     # the environment can only pass; it maps every installed distribution to its modules first,
     # about 0.8 s in each new process.
     check = mlflow.utils.environment.warn_dependency_requirement_mismatches
-    mlflow.utils.environment.warn_dependency_requirement_mismatches = lambda requirements: None
+    mlflow.utils.environment.warn_dependency_requirement_mismatches = lambda model_requirements: None
     try:
         mlflow.sklearn.save_model(
             model,
