@@ -233,6 +233,19 @@ def test_help_and_cfg_do_not_import_the_heavy_libraries() -> None:
     assert json.loads(done.stdout.split("HEAVY=")[1]) == []
 
 
+def test_help_lists_the_config_groups_and_no_folder_of_the_repository() -> None:
+    """`experiments/` is found at the repository root, and nothing else there is a config group
+    (a plain file:// source made every folder one: --help walked .venv and outputs/ for minutes)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+    section = done.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    groups = {line.split(":")[0] for line in section.splitlines()[2:] if ":" in line}
+    expected = {p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir()} | {"experiments"}
+    assert groups == expected
+    assert "seed_demo" in section
+
+
 def test_sequential_and_joblib_launchers_give_the_same_metrics(cli: Cli, tmp_path: Path) -> None:
     sweep = ["--multirun", "fix=none,smote", "imbalance.positive_rate=0.1", "dataset.n_samples=6000", "study=par"]
     assert cli(*sweep, store=tmp_path / "seq.db").returncode == 0
