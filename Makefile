@@ -6,7 +6,7 @@ STORE  := sqlite:///$(CURDIR)/mlflow.db
 PORT   ?= 5000
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help run test test-all lint ui repro params clean
+.PHONY: help run test test-all bench lint ui repro params clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,9 +32,12 @@ test: $(STAMP)  ## the default test suite (no slow tests)
 test-all: $(STAMP)  ## every test, slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
+bench: $(STAMP)  ## the five benchmarks (about 6 min): one table of ratios, also in outputs/bench/table.md
+	$(PY) -m benchmarks
+
 lint: $(STAMP)  ## ruff and mypy
-	$(VENV)/bin/ruff check pipeline tests hydra_plugins
-	$(VENV)/bin/ruff format --check pipeline tests hydra_plugins
+	$(VENV)/bin/ruff check pipeline tests hydra_plugins benchmarks
+	$(VENV)/bin/ruff format --check pipeline tests hydra_plugins benchmarks
 	$(VENV)/bin/mypy pipeline
 
 ui: $(STAMP)  ## the MLflow UI on the default store, on 127.0.0.1
