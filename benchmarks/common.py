@@ -62,28 +62,22 @@ def median(values: list[float]) -> float:
 
 
 def run_child(args: list[str], timeout: float = 3600) -> tuple[float, float, str]:
-    """Run a Python child process; its wall time (s), peak resident memory (MiB) and stdout.
+    """Run ``python -m MODULE ARGS`` as a child process; its wall time (s), its peak resident
+    memory (MiB, the child's own VmHWM: see benchmarks/peak.py) and its stdout."""
+    import tempfile
 
-    The peak comes from ``wait4`` of that child alone (``ru_maxrss``, KiB on Linux)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, *args], cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = start + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.perf_counter() > deadline:
-            proc.kill()
-            raise TimeoutError(" ".join(args))
-        time.sleep(0.05)
-    wall = time.perf_counter() - start
-    out, err = proc.communicate()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {code}:\n{err[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, out
+    assert args[0] == "-m", "run_child runs modules: ['-m', module, ...]"
+    with tempfile.NamedTemporaryFile(suffix=".peak") as peak:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.peak", peak.name, *args], cwd=REPO_ROOT, env=ENV,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+        kib = Path(peak.name).read_text().strip()
+    return wall, (float(kib) / 1024 if kib else float("nan")), done.stdout
 
 
 def last_json(text: str) -> dict[str, Any]:
