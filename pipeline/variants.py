@@ -78,4 +78,10 @@ class SmoteVariants(BaseOverSampler):
         except TypeError as err:
             raise ConfigError("fix.params", self.params, f"arguments of smote_variants.{name}", why=str(err)) from None
         X_res, y_res = sampler.sample(np.asarray(X, dtype=np.float64), np.asarray(y))
+        n_min = int(counts.min())
+        if int(np.sum(y_res == minority)) <= n_min:  # smote-variants logs a warning and hands the data back
+            raise ConfigError(
+                "fix.method", self.method, "an oversampler that works with this many positives, or more positives",
+                why=f"smote-variants' {name} made no synthetic rows from {n_min} training positives",
+            )  # fmt: skip
         return X_res, np.asarray(y_res, dtype=y.dtype)

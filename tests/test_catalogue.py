@@ -237,3 +237,15 @@ def test_every_sampler_sees_train_rows_only(
     splits = experiment.prepare(cfg)
     assert len(seen) == 1 and seen[0].equals(splits.train.X.index)
     assert result.predictions.index.equals(splits.test.X.index)
+
+
+def test_smote_variants_that_make_nothing_are_refused_not_passed_through() -> None:
+    from pipeline.variants import SmoteVariants
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(300, 2)), np.r_[np.ones(4, int), np.zeros(296, int)]
+    with pytest.raises(ConfigError, match=r"MWMOTE made no synthetic rows from 4 training positives"):
+        SmoteVariants("MWMOTE", sampling_strategy=1.0, random_state=0).fit_resample(X, y)
+    y = (rng.random(300) < 0.1).astype(int)
+    Xr, yr = SmoteVariants("polynom_fit_SMOTE", sampling_strategy=1.0, random_state=0).fit_resample(X, y)
+    assert yr.sum() > 2 * y.sum() and np.array_equal(Xr[: len(X)], X)
