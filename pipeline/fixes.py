@@ -52,8 +52,12 @@ class Reweight(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         else:
             self.estimator_.fit(X, y, sample_weight=weights)
         # a model that balances its own samples (self_paced_ensemble, ...) reports the prior it learnt
-        default = np.average(y == self.classes_[-1], weights=weights)
-        self.fit_positive_rate_ = float(getattr(self.estimator_, "fit_positive_rate_", default))
+        learnt = getattr(self.estimator_, "fit_positive_rate_", None)
+        if learnt is None:
+            learnt = resampling_prior(self.estimator_)
+        if learnt is None:
+            learnt = np.average(y == self.classes_[-1], weights=weights)
+        self.fit_positive_rate_ = float(learnt)
         return self
 
     def _weights(self, y: np.ndarray) -> np.ndarray | None:
@@ -74,6 +78,23 @@ class Reweight(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         return np.asarray(self.classes_[np.argmax(self.predict_proba(X), axis=1)])
+
+
+def resampling_prior(estimator: Any) -> float | None:
+    """The positive rate the members of an imbalanced-learn bagging ensemble learn under: each
+    draws an under-sampled sample to its ``sampling_strategy`` (balanced for the string forms,
+    minority / majority = r for a number r). None for anything else. RUSBoost is left out: its
+    boosted scores are no posterior to correct, so use platt or isotonic with it."""
+    from imblearn.ensemble import BalancedBaggingClassifier, BalancedRandomForestClassifier, EasyEnsembleClassifier
+
+    if not isinstance(estimator, (BalancedBaggingClassifier, BalancedRandomForestClassifier, EasyEnsembleClassifier)):
+        return None
+    strategy = estimator.sampling_strategy
+    if isinstance(strategy, str) and strategy in ("auto", "all", "majority", "not minority"):
+        return 0.5
+    if isinstance(strategy, (int, float)) and not isinstance(strategy, bool) and strategy > 0:
+        return float(strategy) / (1.0 + float(strategy))
+    return None  # a dict or a callable: the prior depends on the data; not guessed
 
 
 class PositiveRatio:

@@ -249,3 +249,23 @@ def test_smote_variants_that_make_nothing_are_refused_not_passed_through() -> No
     y = (rng.random(300) < 0.1).astype(int)
     Xr, yr = SmoteVariants("polynom_fit_SMOTE", sampling_strategy=1.0, random_state=0).fit_resample(X, y)
     assert yr.sum() > 2 * y.sum() and np.array_equal(Xr[: len(X)], X)
+
+
+@pytest.mark.parametrize("model", ["balanced_bagging", "balanced_random_forest", "easy_ensemble"])
+def test_bagging_ensembles_report_their_balanced_prior_and_prior_correction_undoes_it(
+    make_cfg: Callable[..., DictConfig], model: str
+) -> None:
+    overrides = (*SMALL, f"model={model}", "model.n_estimators=10", "metrics.n_boot=0")
+    raw = experiment.run(make_cfg(*overrides)).metrics
+    corrected = experiment.run(make_cfg(*overrides, "calibration=prior_correction")).metrics
+    assert raw["fix/train_positive_rate"] == 0.5  # each member learns on a balanced sample
+    assert corrected["test/ece"] < raw["test/ece"] / 2, (raw["test/ece"], corrected["test/ece"])
+
+
+def test_resampling_prior_reads_the_ensembles_sampling_strategy() -> None:
+    from imblearn.ensemble import BalancedBaggingClassifier, RUSBoostClassifier
+
+    assert fixes.resampling_prior(BalancedBaggingClassifier(sampling_strategy=0.25)) == pytest.approx(0.2)
+    assert fixes.resampling_prior(BalancedBaggingClassifier()) == 0.5
+    assert fixes.resampling_prior(RUSBoostClassifier()) is None  # boosted scores: no prior to correct
+    assert fixes.resampling_prior(LogisticRegression()) is None
