@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -86,10 +85,6 @@ def last_json(text: str) -> dict[str, Any]:
         if line.startswith("{"):
             return dict(json.loads(line))
     raise ValueError("no JSON line in the output")
-
-
-def own_peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def scratch(name: str) -> Path:

@@ -38,8 +38,8 @@ def naive_job(cfg: Any) -> None:
         for key, value in result.metrics.items():
             mlflow.log_metric(key, value)
         for name, data in result.curves.items():
-            if name in plots.FIGURES:
-                mlflow.log_figure(plots.FIGURES[name](data), f"plots/{name}.png")
+            if name in plots.KINDS:
+                mlflow.log_figure(plots.figure(name, data), f"plots/{name}.png")
         mlflow.sklearn.log_model(fitted.model, name="model", serialization_format="cloudpickle")
 
 

@@ -136,6 +136,15 @@ class _TorchTrainer:
             net.load_state_dict(best_state)
         return history
 
+    def _start(self) -> int:
+        """Seed torch for a fit and pick its device (``device_``); the seed for everything else."""
+        import torch
+
+        seed = int(check_random_state(self.random_state).randint(2**31))  # type: ignore[attr-defined]
+        torch.manual_seed(seed)
+        self.device_ = str(resolve_device(self.device))  # type: ignore[attr-defined]
+        return seed
+
 
 class MLPClassifier(BinaryOnly, _TorchTrainer, ClassifierMixin, BaseEstimator):
     """A feed-forward network for two classes, trained with Adam on BCE or focal loss.
@@ -213,10 +222,8 @@ class MLPClassifier(BinaryOnly, _TorchTrainer, ClassifierMixin, BaseEstimator):
         if not weight.sum() > 0:
             raise ValueError("sample_weight sums to zero: no row would count")
         pos_weight, row_weight = _split_weights(weight, target)
-        seed = int(check_random_state(self.random_state).randint(2**31))
-        torch.manual_seed(seed)
-        self.device_ = str(resolve_device(self.device))
-        fit_rows, valid_rows = _stratified_slice(target, self.validation_fraction, seed)
+        seed = self._start()
+        fit_rows, valid_rows = _holdout(len(target), self.validation_fraction, seed, target)
 
         def tensors(rows: np.ndarray, balance: bool = False) -> tuple[Any, ...]:
             w = row_weight[rows] if row_weight is not None else None
@@ -301,13 +308,14 @@ def _balancing(target: np.ndarray) -> np.ndarray:
     return np.where(target > 0.5, 0.5 * n / n_pos, 0.5 * n / max(n - n_pos, 1.0))
 
 
-def _stratified_slice(target: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows to fit on and rows to stop early on (stratified where both classes allow it)."""
-    rows = np.arange(len(target))
-    n_valid = round(fraction * len(rows))
-    if n_valid < 2 or len(rows) - n_valid < 2:  # too few rows to hold any out: judge on the training rows
+def _holdout(n: int, fraction: float, seed: int, target: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to fit on and rows to stop early on (stratified by ``target`` where both classes allow it)."""
+    rows = np.arange(n)
+    n_valid = round(fraction * n)
+    if n_valid < 2 or n - n_valid < 2:  # too few rows to hold any out: judge on the training rows
         return rows, rows
-    stratify = target if min(target.sum(), len(target) - target.sum()) >= 2 else None
+    both = target is not None and min(target.sum(), n - target.sum()) >= 2
+    stratify = target if both else None
     fit_rows, valid_rows = train_test_split(rows, test_size=n_valid, random_state=seed, stratify=stratify)
     return np.sort(fit_rows), np.sort(valid_rows)
 
@@ -412,12 +420,8 @@ class AutoencoderDetector(_TorchTrainer, OutlierMixin, BaseEstimator):
         import torch
 
         X = validate_data(self, X, dtype=np.float32)
-        seed = int(check_random_state(self.random_state).randint(2**31))
-        torch.manual_seed(seed)
-        self.device_ = str(resolve_device(self.device))
-        rows = np.random.default_rng(seed).permutation(len(X))
-        n_valid = max(1, round(self.validation_fraction * len(X)))
-        valid_rows, fit_rows = np.sort(rows[:n_valid]), np.sort(rows[n_valid:])
+        seed = self._start()
+        fit_rows, valid_rows = _holdout(len(X), self.validation_fraction, seed)
         widths = list(self.hidden)
         encoder = _network(X.shape[1], widths[:-1], widths[-1])
         decoder = _network(widths[-1], widths[-2::-1], X.shape[1])

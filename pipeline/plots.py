@@ -28,16 +28,6 @@ SIZE, DPI = (5.0, 4.2), 90
 MAX_DRAWN_POINTS = 4000
 
 
-def _axes(title: str, xlabel: str, ylabel: str, square: bool = True) -> tuple[Figure, Axes]:
-    fig = Figure(figsize=SIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
-    if square:
-        ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    return fig, ax
-
-
 def thin(x: Any, y: Any, buckets: int = MAX_DRAWN_POINTS // 4) -> tuple[np.ndarray, np.ndarray]:
     """A curve over a monotone ``x`` cut to at most 4 points per x-bucket: the first, last,
     lowest and highest of each (M4), which draws the same picture at this size."""
@@ -222,49 +212,20 @@ KINDS: dict[str, Kind] = {
 }
 
 
-def figure(name: str, c: dict[str, Any]) -> Figure:
-    """The figure ``name`` of curve data ``c`` on a fresh Figure."""
+def _blank() -> tuple[Figure, FigureCanvasAgg, Axes]:
     fig = Figure(figsize=SIZE, dpi=DPI)
-    FigureCanvasAgg(fig)
+    canvas = FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     fig.subplots_adjust(left=0.15)
+    return fig, canvas, ax
+
+
+def figure(name: str, c: dict[str, Any]) -> Figure:
+    """The figure ``name`` of curve data ``c`` on a fresh Figure."""
+    fig, _, ax = _blank()
     KINDS[name].static(fig, ax, c)
     KINDS[name].dynamic(ax, c)
     return fig
-
-
-def pr_figure(c: dict[str, Any]) -> Figure:
-    return figure("pr", c)
-
-
-def roc_figure(c: dict[str, Any]) -> Figure:
-    return figure("roc", c)
-
-
-def reliability_figure(c: dict[str, Any]) -> Figure:
-    return figure("reliability", c)
-
-
-def cost_figure(c: dict[str, Any]) -> Figure:
-    return figure("cost", c)
-
-
-def scores_figure(c: dict[str, Any]) -> Figure:
-    return figure("scores", c)
-
-
-def boundary_figure(c: dict[str, Any]) -> Figure:
-    return figure("boundary", c)
-
-
-FIGURES: dict[str, Callable[[dict[str, Any]], Figure]] = {
-    "pr": pr_figure,
-    "roc": roc_figure,
-    "reliability": reliability_figure,
-    "cost": cost_figure,
-    "scores": scores_figure,
-    "boundary": boundary_figure,
-}
 
 
 class _Template:
@@ -272,10 +233,7 @@ class _Template:
     that background back and draws the dynamic artists on it, then takes them off again."""
 
     def __init__(self, kind: Kind, c: dict[str, Any]) -> None:
-        self.fig = Figure(figsize=SIZE, dpi=DPI)
-        self.canvas = FigureCanvasAgg(self.fig)
-        self.ax = self.fig.add_subplot()
-        self.fig.subplots_adjust(left=0.15)
+        self.fig, self.canvas, self.ax = _blank()
         on_top = kind.static(self.fig, self.ax, c)
         self.ax.set_autoscale_on(False)
         self.canvas.draw()

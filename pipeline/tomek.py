@@ -36,7 +36,7 @@ class FastTomekLinks(TomekLinks):
     def _fit_resample(self, X: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
         classes, counts = np.unique(y, return_counts=True)
         chunk = int(get_config()["pairwise_dist_chunk_size"])
-        if len(classes) != 2 or len(y) <= 4 * chunk * _openmp_effective_n_threads():
+        if len(classes) != 2 or len(y) <= _split_by_queries_above(chunk):
             # three or more classes: a link may hold no row of the smallest. Few rows: the full
             # query is cheap, and it is the one that decides ties (see _Neighbours)
             self.n_queries_ = len(y)
@@ -56,6 +56,12 @@ class FastTomekLinks(TomekLinks):
             links[members[cleaned[members]]] = True
         self.sample_indices_ = np.flatnonzero(~links)
         return _safe_indexing(X, self.sample_indices_), _safe_indexing(y, self.sample_indices_)
+
+
+def _split_by_queries_above(chunk: int) -> int:
+    """Past this many query rows scikit-learn's brute search splits its work by query rows
+    (parallel_on_X), as it does for a query of every row."""
+    return 4 * chunk * _openmp_effective_n_threads()
 
 
 class _Neighbours:
@@ -93,7 +99,7 @@ class _Neighbours:
         n = len(self.of)
         tail_start = n - n % self.chunk  # the full query's last, partial chunk starts here
         body, tail = rows[rows < tail_start], rows[rows >= tail_start]
-        least = 4 * self.chunk * _openmp_effective_n_threads() + 1
+        least = _split_by_queries_above(self.chunk) + 1
         size = max(len(body), least)
         size += -size % self.chunk
         padded = np.concatenate([body, np.zeros(size - len(body), dtype=np.intp)])
