@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from sklearn.model_selection import FixedThresholdClassifier
 
 from pipeline.errors import ConfigError
 
@@ -40,7 +42,8 @@ class Decision:
 @dataclass(frozen=True)
 class ThresholdTable:
     """Confusion counts at every distinct score, highest first: predicting positive at
-    ``score >= thresholds[i]`` gives ``tp[i]`` and ``fp[i]``. The last row predicts nothing."""
+    ``score >= thresholds[i]`` gives ``tp[i]`` and ``fp[i]``. The last row predicts nothing.
+    Policies choose a row and return its ``cuts`` value, the middle of the row's plateau."""
 
     thresholds: np.ndarray
     tp: np.ndarray
@@ -56,6 +59,18 @@ class ThresholdTable:
         tp, fp = np.cumsum(t)[last_of_value], np.cumsum(~t)[last_of_value]
         above_all = np.nextafter(s[0], np.inf)
         return cls(np.r_[s[last_of_value], above_all], np.r_[tp, 0], np.r_[fp, 0], int(t.sum()), int((~t).sum()))
+
+    @property
+    def cuts(self) -> np.ndarray:
+        """For each row, the threshold in the middle of its plateau: every threshold in
+        ``(thresholds[i + 1], thresholds[i]]`` gives the same calib result, so the midpoint of
+        that interval leans on neither neighbouring score. The lowest score has no lower
+        neighbour and stays itself; the predict-nothing row stays just above the highest score."""
+        t = self.thresholds
+        upper, lower = t[:-2], t[1:-1]
+        mid = (upper + lower) / 2
+        mid = np.where(mid > lower, mid, upper)  # neighbours one float apart: no room between them
+        return np.r_[mid, t[-2:]]
 
     @property
     def recall(self) -> np.ndarray:
@@ -96,7 +111,7 @@ class MaxFBeta:
         b2, p, r = self.beta**2, table.precision, table.recall
         f = np.divide((1 + b2) * p * r, b2 * p + r, out=np.zeros_like(r), where=(b2 * p + r) > 0)
         best = int(np.argmax(f))
-        return Decision(float(table.thresholds[best]), {"calib/f_beta": float(f[best])})
+        return Decision(float(table.cuts[best]), {"calib/f_beta": float(f[best])})
 
 
 class RecallAtPrecision:
@@ -113,7 +128,7 @@ class RecallAtPrecision:
         ok = (table.precision >= self.min_precision) & (table.tp > 0)
         best = int(np.argmax(np.where(ok, table.recall, -1.0))) if ok.any() else int(np.argmax(table.precision[:-1]))
         info = {"calib/precision": float(table.precision[best]), "calib/recall": float(table.recall[best])}
-        return Decision(float(table.thresholds[best]), {**info, "calib/precision_target_met": float(ok.any())})
+        return Decision(float(table.cuts[best]), {**info, "calib/precision_target_met": float(ok.any())})
 
 
 class PrecisionAtRecall:
@@ -129,7 +144,7 @@ class PrecisionAtRecall:
         ok = table.recall >= self.min_recall
         best = int(np.argmax(np.where(ok, table.precision, -1.0)))
         info = {"calib/precision": float(table.precision[best]), "calib/recall": float(table.recall[best])}
-        return Decision(float(table.thresholds[best]), info)
+        return Decision(float(table.cuts[best]), info)
 
 
 class MinCost:
@@ -140,4 +155,49 @@ class MinCost:
         cost = table.cost(costs)
         best = int(np.argmin(cost))
         info = {"calib/expected_cost": float(cost[best]), "calib/bayes_threshold": costs.bayes_threshold}
-        return Decision(float(table.thresholds[best]), info)
+        return Decision(float(table.cuts[best]), info)
+
+
+class Decider(FixedThresholdClassifier):
+    """A fitted, calibrated model with the threshold its run chose on calib: what a run logs
+    and the DVC train stage writes, so that ``predict`` decides as the run measured and
+    ``predict_proba`` gives the calibrated probabilities (scikit-learn's own
+    ``FixedThresholdClassifier``, which applies ``score >= threshold`` as our metrics do).
+
+    Parameters
+    ----------
+    estimator : a fitted classifier with ``predict_proba``; it is never refitted.
+    threshold : the decision threshold on the positive-class probability.
+    policy : the threshold policy that chose it (``threshold.name``).
+    info : what the policy reported on calib (``calib/f_beta``, ``calib/bayes_threshold``, ...).
+    warnings : notes the run carries (e.g. isotonic calibration on few positives).
+    """
+
+    def __init__(
+        self,
+        estimator: Any = None,
+        *,
+        threshold: float = 0.5,
+        policy: str = "fixed",
+        info: dict[str, float] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        super().__init__(estimator, threshold=threshold, response_method="predict_proba")
+        self.policy = policy
+        self.info = info
+        self.warnings = warnings
+
+    @property
+    def decision(self) -> Decision:
+        return Decision(float(self.threshold), dict(self.info or {}))
+
+    @property
+    def inner(self) -> Any:
+        """The fix + model pipeline fitted on train, under the calibration wrappers (each
+        of which, frozen, prior-corrected or calibrated, holds its model as ``estimator``)."""
+        from imblearn.pipeline import Pipeline
+
+        model = self.estimator
+        while not isinstance(model, Pipeline):
+            model = model.estimator
+        return model

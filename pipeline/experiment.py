@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import curves, data, fixes, metrics, models
-from pipeline.decision import Costs, Decision
+from pipeline.decision import Costs, Decider, Decision
 from pipeline.errors import ConfigError, Refused
 from pipeline.paths import CONF_DIR
 
@@ -42,6 +42,8 @@ class RunResult:
     decision: Decision
     info: dict[str, str] = field(default_factory=dict)
     inputs: list[dict[str, Any]] = field(default_factory=list)
+    #: A few test rows: the logged model's input example and signature.
+    example: pd.DataFrame | None = None
 
     def attach_data(self, splits: data.Splits, dataset: str) -> None:
         """Record which data the run saw: the fingerprint tag and one input per split part."""
@@ -112,13 +114,23 @@ def _load(dataset_yaml: str) -> data.Dataset:
 
 @dataclass
 class Fitted:
-    """What training produces: the fix + model pipeline (fitted on train), its calibrated
-    version (calibrated on calib) and the decision threshold (chosen on calib)."""
+    """What training produces: one ``Decider``, the fix + model pipeline fitted on train,
+    calibrated on calib, with the threshold chosen on calib. It is what a run logs and the DVC
+    train stage writes; the rest is read from it."""
 
-    pipe: Any
-    model: Any
-    decision: Decision
-    warnings: list[str] = field(default_factory=list)
+    model: Decider
+
+    @property
+    def pipe(self) -> Any:
+        return self.model.inner
+
+    @property
+    def decision(self) -> Decision:
+        return self.model.decision
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.model.warnings or [])
 
     @property
     def fit_positive_rate(self) -> float:
@@ -154,7 +166,8 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     for note in notes:
         log.warning(note)
     decision = build(cfg.threshold).choose(calib.y, models.positive_scores(calibrated, calib.X), costs_of(cfg))
-    return Fitted(pipe, calibrated, decision, notes)
+    policy = str(cfg.threshold.name)
+    return Fitted(Decider(calibrated, threshold=decision.threshold, policy=policy, info=decision.info, warnings=notes))
 
 
 def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
@@ -173,7 +186,8 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
     info = {"config_hash": config_hash(cfg)}
     if fitted.warnings:
         info["warning"] = "; ".join(fitted.warnings)
-    return RunResult(scores, plots, _predictions(test, p, fitted.decision), fitted.model, fitted.decision, info)
+    predictions = _predictions(test, p, fitted.model.predict(test.X))
+    return RunResult(scores, plots, predictions, fitted.model, fitted.decision, info, example=test.X.head(5))
 
 
 def run(cfg: DictConfig) -> RunResult:
@@ -219,11 +233,12 @@ def _curves(
     return out
 
 
-def _predictions(test: data.Dataset, p: np.ndarray, decision: Decision) -> pd.DataFrame:
-    """One row per test case: enough to recompute any metric later. The subgroup is column
-    ``group`` (``group.<column>`` each where there are several)."""
+def _predictions(test: data.Dataset, p: np.ndarray, decided: np.ndarray) -> pd.DataFrame:
+    """One row per test case: enough to recompute any metric later. ``y_pred`` is what the
+    logged model's ``predict`` gives. The subgroup is column ``group`` (``group.<column>`` each
+    where there are several)."""
     frame = pd.DataFrame(
-        {"y_true": test.y.astype(np.int8), "score": p, "y_pred": (p >= decision.threshold).astype(np.int8)},
+        {"y_true": test.y.astype(np.int8), "score": p, "y_pred": np.asarray(decided).astype(np.int8)},
         index=test.X.index,
     )
     if test.groups is None:

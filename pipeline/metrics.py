@@ -68,19 +68,40 @@ def suite(y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs) -> dict[
 
 
 def adaptive_ece(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
-    """ECE over ``n_bins`` equal-mass bins (sorted scores cut into near-equal counts)."""
+    """ECE over ``n_bins`` equal-mass bins: the sorted scores cut into near-equal counts, each
+    cut moved down to the start of its run of equal scores. Tied rows then share a bin, so the
+    value depends on the (score, label) pairs only, not on the order of the rows (isotonic
+    output has a few dozen distinct scores; cut by position, ties fell on both sides at random).
+    Bins emptied by the moves are dropped."""
     order = np.argsort(p, kind="stable")
-    return float(sum(abs(np.sum(y[b]) - np.sum(p[b])) for b in np.array_split(order, n_bins)) / len(p))
+    s, gap = np.asarray(p)[order], (np.asarray(y) - np.asarray(p))[order]
+    sizes = np.array([len(b) for b in np.array_split(s, n_bins)])
+    cuts = np.cumsum(sizes)[:-1]
+    cuts = cuts[(cuts > 0) & (cuts < len(s))]
+    starts = np.unique(np.r_[0, np.searchsorted(s, s[cuts], side="left")])
+    return float(np.abs(np.add.reduceat(gap, starts)).sum() / len(s))
+
+
+def logit_domain(p: np.ndarray) -> np.ndarray:
+    """The rows whose score has a logit: strictly between 0 and 1."""
+    return (p > 0) & (p < 1)
 
 
 def calibration_line(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     """Intercept and slope of the logistic recalibration logit P(y=1) = a + b logit(p) (Cox 1958).
 
     Perfect calibration is (0, 1); a slope below 1 means over-confident scores. Fitted by
-    Newton's method with step halving (unpenalised), scores clipped to [1e-6, 1 - 1e-6].
+    Newton's method with step halving (unpenalised) on the rows whose score lies strictly
+    between 0 and 1. A score of exactly 0 or 1 has no logit: clipping it to a constant would
+    let that constant decide the slope (0.989 to 0.869 as the clip went from 1e-3 to 1e-12 on
+    isotonic output), so such rows are left out and ``calibration_excluded_share`` reports how
+    many; ECE and Brier still judge them. NaN when the rows left hold only one class.
     """
-    q = np.clip(p, 1e-6, 1 - 1e-6)
-    x = np.column_stack([np.ones_like(q), np.log(q / (1 - q))])
+    inside = logit_domain(p)
+    y, q = np.asarray(y)[inside], np.asarray(p)[inside]
+    if not 0 < y.sum() < len(y):
+        return float("nan"), float("nan")
+    x = np.column_stack([np.ones_like(q), np.log(q) - np.log1p(-q)])
     beta = np.zeros(2)
     loglik = _loglik(x, y, beta)
     for _ in range(100):
@@ -123,6 +144,7 @@ def calibration(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "adaptive_ece": adaptive_ece(y, p),
         "calibration_intercept": intercept,
         "calibration_slope": slope,
+        "calibration_excluded_share": float(1 - logit_domain(np.asarray(p)).mean()),
         **brier_parts(y, p),
     }
 
@@ -136,7 +158,9 @@ def group_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
     if 0 < y.sum() < len(y):
         out["pr_auc"] = float(skm.average_precision_score(y, p))
         out["recall"] = float(pred[y == 1].mean())
-        out["calibration_slope"] = calibration_line(y, p)[1]
+        slope = calibration_line(y, p)[1]
+        if not np.isnan(slope):
+            out["calibration_slope"] = slope
     return out
 
 
@@ -223,7 +247,7 @@ def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np
             "fpr": np.where(neg > 0, counts @ (pred * (1 - y)) / neg, nan),
             "pr_auc": np.where(both, _average_precision(y, p, counts), nan),
             "recall": np.where(both, counts @ (pred * y) / pos, nan),
-            "calibration_slope": np.where(both, _calibration_slopes(y, p, counts), nan),
+            "calibration_slope": _calibration_slopes(y, p, counts),
         }
     return out
 
@@ -254,11 +278,17 @@ def _average_precision(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.n
 
 def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The slope of ``calibration_line`` for each row of ``counts`` (rows weighted by their
-    count): the same Newton steps with step halving, run side by side until each converges.
-    They start from the whole sample's line, which a resample's lies close to (fewer steps)."""
-    q = np.clip(p, 1e-6, 1 - 1e-6)
-    x = np.log(q / (1 - q))
-    start = calibration_line(y, p) if 0 < y.sum() < len(y) else (0.0, 0.0)
+    count), NaN where the rows with a logit hold one class only: the same Newton steps with step
+    halving, run side by side until each converges. They start from the whole sample's line,
+    which a resample's lies close to (fewer steps)."""
+    inside = logit_domain(p)
+    y, q, counts = y[inside], p[inside], counts[:, inside]
+    pos, neg = counts @ y, counts @ (1 - y)
+    if not len(q):
+        return np.full(len(counts), np.nan)
+    x = np.log(q) - np.log1p(-q)
+    whole = calibration_line(y, q)
+    start = whole if not np.isnan(whole[0]) else (0.0, 0.0)
 
     sign = 1.0 - 2.0 * y  # y z - log(1 + e^z) = -softplus(sign z) for labels 0/1
 
@@ -292,7 +322,7 @@ def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.
         improved = value - current[active] >= 1e-12 + noise  # beyond rounding: not converged yet
         current[active] = value
         active = active[improved]
-    return beta[:, 1]
+    return np.where((pos > 0) & (neg > 0), beta[:, 1], np.nan)
 
 
 def metric_key(text: str) -> str:

@@ -117,7 +117,8 @@ def describe(cfg: DictConfig, result: Any) -> str:
         "",
         f"Accuracy {m['test/accuracy']:.3f} against {m['test/baseline_accuracy']:.3f} for always "
         f"predicting the majority class.",
-        f"Threshold {m['calib/threshold']:.3g}, chosen by `{cfg.threshold.name}` on the calib split"
+        f"Threshold {m['calib/threshold']:.6g}, chosen by `{cfg.threshold.name}` on the calib split and applied by the "
+        "logged model's `predict`"
         + (f" (Bayes threshold {m['calib/bayes_threshold']:.3g})." if "calib/bayes_threshold" in m else "."),
     ]
     return "\n".join(lines)

@@ -177,7 +177,7 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
         result.predictions.to_parquet(out / "predictions" / "test.parquet")
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.tracking.log_model:
-            _save_model(result.model, out / "model")
+            _save_model(result.model, out / "model", result.example)
         if local is None:
             client.log_artifacts(run_id, str(out))
 
@@ -216,10 +216,15 @@ def _dataset_input(cfg: DictConfig, part: dict[str, Any]) -> Any:
     return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", part["part"])])
 
 
-def _save_model(model: Any, path: Path) -> None:
+def _save_model(model: Any, path: Path, example: Any) -> None:
+    """The run's ``Decider`` as an MLflow model: ``predict`` applies the run's threshold, the
+    threshold and its policy are in the model's metadata, and a signature and input example
+    (a few test rows) let ``mlflow models serve`` check its input."""
     import mlflow.sklearn
     import mlflow.utils.environment
+    from mlflow.models import infer_signature
 
+    metadata = {"threshold": float(model.threshold), "threshold_policy": str(model.policy), **(model.info or {})}
     # The requirements are the installed versions themselves, so MLflow's check that they match
     # the environment can only pass; it maps every installed distribution to its modules first,
     # about 0.8 s in each new process.
@@ -232,6 +237,9 @@ def _save_model(model: Any, path: Path) -> None:
             serialization_format="pickle",
             pip_requirements=list(_requirements()),
             code_paths=[str(REPO_ROOT / "pipeline")],
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            metadata=metadata,
         )
     finally:
         mlflow.utils.environment.warn_dependency_requirement_mismatches = check

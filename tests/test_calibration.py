@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import DictConfig
 from sklearn.linear_model import LogisticRegression
 
@@ -65,6 +68,41 @@ def test_then_is_only_for_prior_correction(make_cfg: Callable[..., DictConfig]) 
 def test_adaptive_ece_by_hand() -> None:
     y, p = np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.7, 0.9])
     assert metrics.adaptive_ece(y, p, n_bins=2) == pytest.approx((0.3 + 0.4) / 4)
+
+
+def test_adaptive_ece_keeps_tied_scores_in_one_bin() -> None:
+    # 6 rows in 2 equal-mass bins would cut after the 3rd row, inside the run of 0.5s: the cut
+    # moves down to the run's start, so the bins are {0.2} and {0.5, 0.5, 0.5, 0.9, 0.9}
+    y, p = np.array([0, 1, 0, 1, 1, 0]), np.array([0.2, 0.5, 0.5, 0.5, 0.9, 0.9])
+    assert metrics.adaptive_ece(y, p, n_bins=2) == pytest.approx((0.2 + abs(3 - 3.3)) / 6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 6)), min_size=1, max_size=60), st.randoms())
+def test_adaptive_ece_does_not_depend_on_row_order(rows: list[tuple[int, int]], rnd: random.Random) -> None:
+    shuffled = rows[:]
+    rnd.shuffle(shuffled)
+    values = [
+        metrics.adaptive_ece(np.array([y for y, _ in r]), np.array([s / 6 for _, s in r])) for r in (rows, shuffled)
+    ]
+    assert values[0] == pytest.approx(values[1], abs=1e-15)
+
+
+def test_calibration_line_leaves_out_scores_without_a_logit() -> None:
+    """Rows at exactly 0 or 1 neither move the line (no clip constant decides it) nor vanish
+    unreported: the suite gives their share."""
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.02, 0.98, 3000)
+    y = (rng.random(3000) < p**1.5).astype(int)
+    line = metrics.calibration_line(y, p)
+    reference = LogisticRegression(C=np.inf, solver="newton-cg", tol=1e-12, max_iter=1000)
+    reference.fit((np.log(p) - np.log1p(-p))[:, None], y)
+    assert line[1] == pytest.approx(reference.coef_[0, 0], abs=1e-6)
+    certain = np.r_[np.zeros(800), np.ones(200)]
+    y_all, p_all = np.r_[y, [0] * 798, [1, 1], [1] * 199, [0]], np.r_[p, certain]
+    assert metrics.calibration_line(y_all, p_all) == pytest.approx(line, abs=1e-12)
+    assert metrics.calibration(y_all, p_all)["calibration_excluded_share"] == pytest.approx(1000 / 4000)
+    assert np.isnan(metrics.calibration_line(np.array([0, 1, 0]), np.array([0.3, 1.0, 0.6]))[1])  # one class inside
 
 
 def test_calibration_line_matches_an_unpenalised_logistic_fit() -> None:
@@ -126,7 +164,7 @@ def test_precision_at_recall_by_hand() -> None:
     y = np.array([1, 1, 0, 1, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
     decision = PrecisionAtRecall(0.9).choose(y, p, Costs(1, 1))
-    assert decision.threshold == 0.6 and decision.info["calib/precision"] == pytest.approx(0.75)
+    assert decision.threshold == pytest.approx(0.55) and decision.info["calib/precision"] == pytest.approx(0.75)
 
 
 def _study(tmp_path: Path, *args: str) -> pd.DataFrame:

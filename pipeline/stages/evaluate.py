@@ -41,7 +41,7 @@ def main() -> None:
     args = arguments(__doc__ or "", "data", "model", "out")
     cfg = load_params(args.params)
     splits = data.read_splits(args.data)
-    result = experiment.evaluate(cfg, joblib.load(args.model), splits.test)
+    result = experiment.evaluate(cfg, experiment.Fitted(joblib.load(args.model)), splits.test)
     result.attach_data(splits, cfg.dataset.name)
     write(result, args.out)
     if cfg.tracking.enabled:

@@ -1,9 +1,7 @@
-"""DVC stage: fix + model on train, calibration and threshold on calib -> ``<out>/model.joblib``
-and ``<out>/threshold.json``."""
+"""DVC stage: fix + model on train, calibration and threshold on calib -> ``<out>/model.joblib``:
+one estimator whose ``predict`` applies the run's threshold (``decision.Decider``)."""
 
 from __future__ import annotations
-
-import json
 
 import joblib
 
@@ -16,9 +14,7 @@ def main() -> None:
     cfg = load_params(args.params)
     fitted = experiment.fit(cfg, data.read_splits(args.data))
     args.out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(fitted, args.out / "model.joblib")
-    decision = {"threshold": fitted.decision.threshold, "policy": cfg.threshold.name, **fitted.decision.info}
-    (args.out / "threshold.json").write_text(json.dumps(decision, indent=1))
+    joblib.dump(fitted.model, args.out / "model.joblib")
 
 
 if __name__ == "__main__":

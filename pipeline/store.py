@@ -1,0 +1,101 @@
+"""Reading a store back: the runs of experiments or sweeps as one table, and the Model Registry.
+
+The readers of the store (``promote``, ``explain``) aggregate what runs logged; they never
+recompute it. Writing runs stays in ``tracking.py``; this module only reads, plus the
+registry calls of ``promote``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import ConfigError
+from pipeline.tracking import _client, resolve_uri
+
+#: Params that say where a run was tracked or how its table was shown, not what it computed.
+NOT_CONFIG = ("tracking.", "study", "leaderboard", "metrics.")
+
+
+def client(uri: str | None) -> Any:
+    """An MLflow client on ``uri`` (default: as the CLI, ``$MLFLOW_TRACKING_URI`` or the repo's store)."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per run read back
+    return _client(resolve_uri(uri))
+
+
+def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.DataFrame:
+    """The job runs (not sweep parents or reports) of each experiment name or parent run id in
+    ``names``, one row each: ``run_id``, ``run_name``, ``status``, ``experiment_id``, then
+    ``params.<key>``, ``metrics.<name>`` and ``tags.<key>`` columns. ``status=None``: any status."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        experiment_ids, where = _scope(mlflow, name)
+        if status:
+            where.append(f"attributes.status = '{status}'")
+        for run in _search(mlflow, experiment_ids, " and ".join(where)):
+            if run.data.tags.get("sweep") == "true" or "report" in run.data.tags:
+                continue
+            rows.append(_row(run))
+    return pd.DataFrame(rows)
+
+
+def _scope(mlflow: Any, name: str) -> tuple[list[str], list[str]]:
+    """(experiment ids, filter clauses) for an experiment name or a sweep's parent run id."""
+    from mlflow.exceptions import MlflowException
+
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return [str(found.experiment_id)], []
+    try:
+        parent = mlflow.get_run(name)
+    except MlflowException:
+        parent = None
+    if parent is None:
+        known = ", ".join(sorted(e.name for e in mlflow.search_experiments())) or "(none in this store)"
+        raise ConfigError("experiment", name, f"an experiment name or a sweep's parent run id; experiments: {known}")
+    return [parent.info.experiment_id], [f"tags.mlflow.parentRunId = '{name}'"]
+
+
+def _search(mlflow: Any, experiment_ids: list[str], where: str) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = mlflow.search_runs(experiment_ids, where, max_results=10_000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _row(run: Any) -> dict[str, Any]:
+    info, data = run.info, run.data
+    row: dict[str, Any] = {
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "status": info.status,
+        "experiment_id": info.experiment_id,
+    }
+    row.update({f"params.{k}": v for k, v in data.params.items()})
+    row.update({f"metrics.{k}": v for k, v in data.metrics.items()})
+    row.update({f"tags.{k}": v for k, v in data.tags.items()})
+    return row
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    """The param columns that decide a run's numbers (not where it was tracked)."""
+    return [c for c in frame.columns if c.startswith("params.") and not c[len("params.") :].startswith(NOT_CONFIG)]
+
+
+def register(mlflow: Any, run_id: str, name: str, tags: dict[str, str], alias: str) -> Any:
+    """Register the run's ``model`` artifact under ``name``, tag the version, point ``alias`` at it."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.get_registered_model(name)
+    except MlflowException:
+        mlflow.create_registered_model(name)
+    source = f"{mlflow.get_run(run_id).info.artifact_uri}/model"
+    version = mlflow.create_model_version(name, source, run_id=run_id, tags=tags)
+    mlflow.set_registered_model_alias(name, alias, version.version)
+    return version
