@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps "smote-variants==1.0.1"
 	touch $(STAMP)
 
-run: $(STAMP)  ## the seed_demo study: 75 tracked runs, then the leaderboard
+run: $(STAMP)  ## the seed_demo study: 75 tracked runs, the leaderboard, then the explainer page
 	$(PY) -m pipeline experiments=seed_demo
+	$(PY) -m pipeline.explain seed_demo
 
 test: $(STAMP)  ## the default test suite (no slow tests)
 	$(PY) -m pytest -q
