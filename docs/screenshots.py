@@ -1,8 +1,9 @@
-"""Take the README's two MLflow UI screenshots from the default store (after `make run`).
+"""Take the README's MLflow UI and explainer screenshots from the default store (after `make run`).
 
     .venv/bin/python docs/screenshots.py
 
-Needs Debian's chromium. Writes docs/img/runs-table.png and docs/img/run-artifacts.png.
+Needs Debian's chromium. Writes docs/img/runs-table.png, docs/img/run-artifacts.png and
+docs/img/explainer-{none,smote}.png (from outputs/explainer/seed_demo.html).
 """
 
 from __future__ import annotations
@@ -47,6 +48,17 @@ def run_artifacts(page: Page, base: str, experiment: str, run_id: str) -> None:
     page.screenshot(path=str(OUT / "run-artifacts.png"))
 
 
+def explainer(page: Page) -> None:
+    """The explainer at 1% positives: no fix (accuracy at its baseline, recall near 0), then SMOTE
+    with a dear missed positive (the Bayes threshold far below 0.5)."""
+    path = REPO_ROOT / "outputs" / "explainer" / "seed_demo.html"
+    for name, fragment in (("none", "rate=0.01&fix=none&seed=0&cfp=1&cfn=10"),
+                           ("smote", "rate=0.01&fix=smote&seed=0&cfp=1&cfn=50")):  # fmt: skip
+        page.goto(f"{path.as_uri()}#{fragment}")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(OUT / f"explainer-{name}.png"), full_page=True)
+
+
 def main() -> None:
     store = f"sqlite:///{default_store()}"
     client = MlflowClient(store)
@@ -61,6 +73,8 @@ def main() -> None:
         runs_table(page, base, experiment, parent.info.run_name)
         page.set_viewport_size({"width": 1500, "height": 820})
         run_artifacts(page, base, experiment, child.info.run_id)
+        page.set_viewport_size({"width": 1300, "height": 900})
+        explainer(page)
         browser.close()
 
 

@@ -91,16 +91,20 @@ def _pooled_scores(pred: pd.DataFrame) -> list[list[float]]:
 
 
 def _boundary(curve: dict[str, Any]) -> dict[str, Any]:
+    """The score grid, coarser; the test points go to the page's ``points`` once per data set."""
     score = np.asarray(curve["score"])[::GRID_STEP, ::GRID_STEP]
-    pts = curve["points"]
-    keep = slice(None, None, max(1, len(pts["x"]) // 1200))
     return {
         "columns": curve["columns"],
         "x": [round(v, 4) for v in curve["x"][::GRID_STEP]],
         "y": [round(v, 4) for v in curve["y"][::GRID_STEP]],
         "score": np.round(score, 3).tolist(),
-        "points": {k: [round(v, 3) for v in pts[k][keep]] if k != "label" else pts[k][keep] for k in pts},
     }
+
+
+def _points(curve: dict[str, Any]) -> dict[str, list[float]]:
+    pts = curve["points"]
+    keep = slice(None, None, max(1, len(pts["x"]) // 1200))
+    return {k: [round(v, 3) for v in pts[k][keep]] if k != "label" else pts[k][keep] for k in pts}
 
 
 def run_view(mlflow: Any, row: pd.Series, tmp: Path) -> dict[str, Any]:
@@ -135,6 +139,7 @@ def run_view(mlflow: Any, row: pd.Series, tmp: Path) -> dict[str, Any]:
     }
     if "boundary" in curves:
         view["boundary"] = _boundary(curves["boundary"])
+        view["points"] = _points(curves["boundary"])  # moved to the page's shared table by page_data
     view["metrics"] = {k: (None if v is None or pd.isna(v) else float(v)) for k, v in view["metrics"].items()}
     return view
 
@@ -150,6 +155,11 @@ def page_data(mlflow: Any, runs: pd.DataFrame, title: str, ui_base: str | None) 
             {"key": {a: str(r[f"params.{a}"]) for a in axes}, **run_view(mlflow, r, Path(tmp))}
             for _, r in finished.iterrows()
         ]
+    points: dict[str, Any] = {}
+    for view, (_, r) in zip(views, finished.iterrows(), strict=True):
+        if "points" in view:  # runs on the same test rows share one copy of the points
+            view["points_key"] = str(r.get("tags.data_fingerprint", view["run_id"]))
+            points[view["points_key"]] = view.pop("points")
     present = {tuple(v["key"][a] for a in axes) for v in views}
     failed = runs[runs.status != "FINISHED"]
     missing = [
@@ -164,6 +174,7 @@ def page_data(mlflow: Any, runs: pd.DataFrame, title: str, ui_base: str | None) 
         "values": values,
         "fixed": fixed,
         "runs": views,
+        "points": points,
         "missing": missing,
         "fix_docs": {f: option_doc("fix", f) for f in fixes},
         "ui_base": ui_base,
