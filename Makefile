@@ -6,7 +6,7 @@ STORE  := sqlite:///$(CURDIR)/mlflow.db
 PORT   ?= 5000
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help run test test-all bench lint ui repro params clean
+.PHONY: help run test test-all bench lint ui server server-stop repro params clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,7 @@ test: $(STAMP)  ## the default test suite (no slow tests)
 test-all: $(STAMP)  ## every test, slow ones included
 	$(PY) -m pytest -q -m "slow or not slow"
 
-bench: $(STAMP)  ## the five benchmarks (about 6 min): one table of ratios, also in outputs/bench/table.md
+bench: $(STAMP)  ## the six benchmarks (about 15 min): one table of ratios, also in outputs/bench/table.md
 	$(PY) -m benchmarks
 
 lint: $(STAMP)  ## ruff and mypy
@@ -44,6 +44,12 @@ lint: $(STAMP)  ## ruff and mypy
 ui: $(STAMP)  ## the MLflow UI on the default store, on 127.0.0.1
 	@echo "MLflow UI on http://127.0.0.1:$(PORT)/#/experiments?workflowType=machine_learning (store $(STORE)); Ctrl-C stops it"
 	$(VENV)/bin/mlflow ui --backend-store-uri $(STORE) --host 127.0.0.1 --port $(PORT)
+
+server: $(STAMP)  ## PostgreSQL + mlflow server on 127.0.0.1:$(PORT) (files in .server/); then tracking=server
+	$(PY) -m pipeline.server start --port $(PORT)
+
+server-stop: $(STAMP)  ## stop what make server started
+	$(PY) -m pipeline.server stop --port $(PORT)
 
 repro: $(STAMP)  ## dvc repro: prepare -> train -> evaluate on params.yaml
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/dvc repro

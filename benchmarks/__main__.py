@@ -1,4 +1,4 @@
-"""``make bench``: the five benchmarks, then one table of ratios (also written to
+"""``make bench``: the six benchmarks, then one table of ratios (also written to
 outputs/bench/table.md). ``python -m benchmarks --only 1,5`` runs some of them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 from tabulate import tabulate
 
-from benchmarks import fraud_scale, growth, startup, tomek_scale, tracking_overhead
+from benchmarks import fraud_scale, growth, scale, startup, tomek_scale, tracking_overhead
 from benchmarks.common import Row
 from pipeline.paths import REPO_ROOT
 
@@ -20,6 +20,7 @@ BENCHMARKS = {
     "3": ("Tomek links at scale", tomek_scale.main),
     "4": ("growth", growth.main),
     "5": ("start-up", startup.main),
+    "6": ("studies at scale", scale.main),
 }
 HEADERS = ["benchmark", "measure", "baseline", "ours", "ratio", "target", "met"]
 

@@ -61,14 +61,20 @@ def task(cfg: DictConfig) -> float | None:
     _write_record(hydra_cfg.runtime.output_dir, record)
     if not multirun:
         _print_run(record, cfg)
-    return float(record["metrics"]["test/pr_auc"])
+    return float(record["metrics"].get("test/pr_auc", float("nan")))
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
-    """Run and (unless ``tracking.enabled=false``) track one configuration; return its record."""
-    from pipeline import experiment, report, tracking
+    """Run and (unless ``tracking.enabled=false``) track one configuration; return its record.
+    With ``resume``, a configuration that already has a FINISHED run is kept, not rerun."""
+    from pipeline import experiment, report, resume, tracking
 
     experiment.check_compatible(cfg)  # before a run is opened for it
+    how = resume.mode(cfg)
+    if how and cfg.tracking.enabled:
+        kept = resume.kept_run(cfg, how)
+        if kept is not None:
+            return resume.kept_record(cfg, kept, tracking.flatten(cfg))
     if cfg.tracking.enabled:
         result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: report.describe(cfg, r))
     else:
@@ -96,11 +102,15 @@ def _failure(cfg: DictConfig, err: Exception) -> dict[str, Any]:
 
 
 def _write_record(output_dir: str, record: dict[str, Any]) -> None:
-    Path(output_dir, RESULT_FILE).write_text(json.dumps(record, indent=1))
+    part = Path(output_dir, RESULT_FILE + ".part")  # renamed whole: a reader never sees half a record
+    part.write_text(json.dumps(record, indent=1))
+    part.replace(part.with_name(RESULT_FILE))
 
 
 def _print_run(record: dict[str, Any], cfg: DictConfig) -> None:
     m = record["metrics"]
+    if record["status"] == "KEPT":
+        print(f"kept: {record['run_name']} ({record['run_id']}) already FINISHED with this config; nothing to run")
     print(
         f"{record['run_name']}: pr_auc {m['test/pr_auc']:.3f}  recall {m['test/recall']:.3f}  "
         f"precision {m['test/precision']:.3f}  f1 {m['test/f1']:.3f}  ece {m['test/ece']:.3f}  "
@@ -126,43 +136,54 @@ def _ui_hint(cfg: DictConfig) -> str:
     )
 
 
+class SweepRefused(BaseException):
+    """Bad input found before any job of a sweep starts. A BaseException, so that it passes
+    Hydra's callback wrapper, which reports an ``Exception`` as a warning and goes on."""
+
+    def __init__(self, error: ConfigError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SweepCallback(Callback):
-    """A multirun's parent run, its progress bar, and its leaderboard at the end."""
+    """A multirun's parent run, its progress line, and its leaderboard at the end."""
 
     def __init__(self) -> None:
-        self.bar: Any = None
+        self.progress: Progress | None = None
         self.parent: str | None = None
-        self.started = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
-        # Launchers such as joblib pickle the callbacks into their workers: the bar stays here.
-        return {**self.__dict__, "bar": None}
+        # Launchers (joblib, Ray) pickle the callbacks into their workers: the progress stays here.
+        return {**self.__dict__, "progress": None}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from tqdm import tqdm
+        try:
+            self._start(config)
+        except ConfigError as err:  # Hydra would turn it into a warning and launch every job anyway
+            raise SweepRefused(err) from err
 
-        from pipeline import tracking
+    def _start(self, config: DictConfig) -> None:
+        from pipeline import resume, tracking
 
         _sweep_failures.clear()
-        self.started = time.time()
         jobs = planned_jobs(config)
         for line in refusals(config, jobs or []):
             print(line, file=sys.stderr)
         if config.tracking.enabled:
+            if resume.mode(config) and jobs is not None:
+                print(resume_plan(config, jobs), file=sys.stderr)
             name = f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.parent = tracking.open_parent(config, name, f"Sweep `{config.study}`: running.")
-        self.bar = tqdm(total=None if jobs is None else len(jobs), desc=str(config.study), unit="job", file=sys.stderr)
+        self.progress = Progress(Path(config.hydra.sweep.dir), None if jobs is None else len(jobs), str(config.study))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        interrupts.stop_if_interrupted()
-        if self.bar is not None:
-            from pipeline import tracking
+        from pipeline.tracking import PARENT_ENV
 
-            self.bar.set_postfix_str(tracking.run_name(config), refresh=True)
+        interrupts.stop_if_interrupted()
+        if self.parent is not None:  # a worker of another process (Ray) may not share our environment
+            os.environ[PARENT_ENV] = self.parent
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
         interrupts.stop_if_interrupted()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -179,10 +200,10 @@ class SweepCallback(Callback):
     def _report(self, config: DictConfig) -> None:
         from pipeline import report, tracking
 
-        if self.bar is not None:
-            self.bar.close()
+        if self.progress is not None:
+            self.progress.close()
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
+        records = read_records(sweep_dir)
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
         if records and all(r["status"] == "REFUSED" for r in records):
             _sweep_failures.extend(records)  # nothing could run: that is an error, not a result
@@ -192,6 +213,54 @@ class SweepCallback(Callback):
         if self.parent is not None:
             tracking.close_parent(self.parent, summary.metrics, sweep_dir / "report", summary.note)
             print(_ui_hint(config))
+
+
+def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The records the sweep's jobs wrote so far (a record is written whole, then renamed)."""
+    return [json.loads(p.read_text()) for p in sorted(sweep_dir.glob(f"*/{RESULT_FILE}"))]
+
+
+class Progress:
+    """One line for a sweep: done / total, failed, kept and time left. A thread counts the job
+    records in the sweep folder, so it works the same whichever launcher ran the jobs."""
+
+    def __init__(self, sweep_dir: Path, total: int | None, name: str, every: float = 0.5) -> None:
+        import threading
+
+        from tqdm import tqdm
+
+        self.sweep_dir, self.every = sweep_dir, every
+        self.bar = tqdm(total=total, desc=name, unit="job", file=sys.stderr)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="sweep-progress", daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.every):
+            self.refresh()
+
+    def refresh(self) -> None:
+        statuses = [r["status"] for r in read_records(self.sweep_dir)]
+        self.bar.n = len(statuses)
+        self.bar.set_postfix_str(f"failed {statuses.count('FAILED')}, kept {statuses.count('KEPT')}", refresh=True)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.refresh()
+        self.bar.close()
+
+
+def resume_plan(config: DictConfig, jobs: list[list[str]]) -> str:
+    """``resuming: K finished runs kept, N to run``, from the config hash of each planned job."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pipeline import experiment, resume, tracking
+
+    loader = GlobalHydra.instance().config_loader()
+    hashes = [experiment.config_hash(loader.load_sweep_config(config, job)) for job in jobs]
+    uri, experiment_id = tracking.prepare(config)
+    return resume.plan_line(hashes, resume.finished(tracking.client_for(uri), experiment_id, resume.mode(config)))
 
 
 def sweep_overrides(config: DictConfig) -> list[Any]:
@@ -290,6 +359,8 @@ def main() -> None:
         if _run_errors:
             raise _run_errors[0]
     except BaseException as err:
+        if isinstance(err, SweepRefused):
+            err = err.error
         if isinstance(err, KeyboardInterrupt) or interrupts.received():
             _end_open_runs("KILLED", "interrupted")
             print("interrupted", file=sys.stderr)

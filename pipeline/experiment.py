@@ -62,12 +62,16 @@ def build(node: DictConfig, meta: tuple[str, ...] = META_KEYS) -> Any:
         raise
 
 
+#: Top-level keys that do not decide a run's numbers: where it is tracked, how it is named and
+#: shown, whether it may be resumed, and Hydra's own node in a sweep's composed job config.
+NOT_HASHED = ("tracking", "study", "resume", "leaderboard", "hydra")
+
+
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of everything that decides a run's numbers (not where it is tracked)."""
-    whole = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(whole, dict)
-    keep = {k: v for k, v in whole.items() if k not in ("tracking", "study")}
-    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(keep)).encode()).hexdigest()[:12]
+    """A short hash of everything that decides a run's numbers: a job's identity for resume."""
+    keep = {k: cfg[k] for k in cfg if k not in NOT_HASHED}
+    whole = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in keep.items()}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(whole)).encode()).hexdigest()[:12]
 
 
 def check_compatible(cfg: DictConfig) -> None:

@@ -16,8 +16,8 @@ COLUMNS = ("test/pr_auc", "test/recall", "test/f1", "test/accuracy", "test/basel
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per finished job: its params and metrics as columns."""
-    rows = [{**r["params"], **r["metrics"]} for r in records if r["status"] == "FINISHED"]
+    """One row per finished job (run now, or kept from an earlier sweep): params and metrics."""
+    rows = [{**r["params"], **r["metrics"]} for r in records if r["status"] in ("FINISHED", "KEPT")]
     return pd.DataFrame(rows)
 
 
@@ -77,10 +77,15 @@ def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[s
     out.mkdir(parents=True, exist_ok=True)
     refused = sum(r["status"] == "REFUSED" for r in records)
     failed = sum(r["status"] == "FAILED" for r in records)
+    kept = sum(r["status"] == "KEPT" for r in records)
     frame = records_frame(records)
     finished = len(records) - failed - refused
-    counts = f"{finished} finished, {failed} failed" + (f", {refused} refused" if refused else "")
-    metrics = {"jobs/finished": float(finished), "jobs/failed": float(failed), "jobs/refused": float(refused)}
+    counts = (
+        f"{finished} finished" + (f" ({kept} kept from earlier runs)" if kept else "") + f", {failed} failed"
+        + (f", {refused} refused" if refused else "")
+    )  # fmt: skip
+    metrics = {"jobs/finished": float(finished), "jobs/failed": float(failed), "jobs/refused": float(refused),
+               "jobs/kept": float(kept)}  # fmt: skip
     if frame.empty:
         (out / "leaderboard.md").write_text(f"No job finished ({counts}).\n")
         return SweepSummary(f"No job finished ({counts}).", metrics, f"Sweep: {counts}.")

@@ -57,6 +57,8 @@ class Config:
     metrics: MetricsConf = field(default_factory=MetricsConf)
     seed: int = 0
     study: str = "adhoc"
+    #: false, true (keep the jobs this code already FINISHED) or any_code (whatever code made them).
+    resume: Any = False
     #: The metrics a sweep's leaderboard shows (mean +- std over seeds); studies set their own.
     leaderboard: list[str] = field(
         default_factory=lambda: [

@@ -11,7 +11,9 @@ import functools
 import json
 import logging
 import os
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -60,16 +62,129 @@ def _client(uri: str) -> Any:
     # save would bury a run's one-line summary or error.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    path = _store_path(uri)
+    if path is not None and uri not in _opened:
+        _open_sqlite(path, uri)
+    if uri.startswith(("http://", "https://")) and uri not in _opened:
+        _check_server(uri)
     return MlflowClient(tracking_uri=uri)
 
 
+#: MLflow's HTTP client retries a dead server for minutes by default; these bound a request to
+#: about a minute in all (a user's own settings win).
+HTTP_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+
+
+def _check_server(uri: str) -> None:
+    """Refuse, within seconds and before any job, a tracking server that does not answer."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    from pipeline.errors import ConfigError
+
+    for key, value in HTTP_RETRIES.items():
+        os.environ.setdefault(key, value)
+    parts = urlsplit(uri)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    shown = parts._replace(netloc=host).geturl()  # never the user:password of the URI
+    try:
+        with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=5):
+            pass
+    except OSError as err:
+        reason = getattr(err, "reason", err)
+        raise ConfigError(
+            "tracking.uri", shown, "the address of a running MLflow server (make server starts one)", why=str(reason)
+        ) from None
+    _opened.add(uri)
+
+
+def client_for(uri: str) -> Any:
+    """An MLflow client on a resolved tracking URI (the store created safely first)."""
+    return _client(uri)
+
+
+#: SQLite stores this process has created or checked (under the lock) already.
+_opened: set[str] = set()
+
+
+def _open_sqlite(path: Path, uri: str) -> None:
+    """Create (or migrate) a SQLite store under an exclusive file lock, then switch it to WAL.
+
+    Processes that create a new store at once each run MLflow's migrations and leave it
+    half-migrated for good; under the lock one creates it and the others find it made. WAL
+    lets readers and the one writer proceed together, and MLflow's sessions wait (its busy
+    timeout, 20 s) instead of failing while another process writes.
+    """
+    import fcntl
+    import sqlite3
+    from contextlib import closing
+
+    from mlflow import MlflowClient
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + "-lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates the schema
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    _opened.add(uri)
+
+
 def prepare(cfg: DictConfig) -> tuple[str, str]:
-    """Create the store (once, before any job) and the experiment; return (uri, experiment id)."""
+    """Create the store and the experiment (once, before any job) and end the runs that dead
+    processes left RUNNING there; return (uri, experiment id)."""
     uri = resolve_uri(cfg.tracking.uri)
-    path = _store_path(uri)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return uri, _experiment_id(_client(uri), experiment_name(cfg), path)
+    client = _client(uri)
+    experiment = _experiment_id(client, experiment_name(cfg), _store_path(uri))
+    if (uri, experiment) not in _reconciled:
+        _reconciled.add((uri, experiment))
+        reconcile(client, experiment)
+    return uri, experiment
+
+
+_reconciled: set[tuple[str, str]] = set()
+
+
+def liveness_tags() -> dict[str, str]:
+    """How a run shows whose it is: host, pid and the process's start time (pids are reused)."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid()), "pid_started": _process_start(os.getpid())}
+
+
+def _process_start(pid: int) -> str:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def dead(tags: dict[str, str]) -> bool:
+    """Whether the process that opened a run is known to be gone: it ran on this host and no
+    process with its pid and start time exists. Runs of other hosts, or without the tags, are
+    never judged dead here."""
+    if tags.get("host") != socket.gethostname() or not tags.get("pid"):
+        return False
+    return _process_start(int(tags["pid"])) != tags.get("pid_started")
+
+
+def reconcile(client: Any, experiment: str) -> int:
+    """End KILLED, tagged ``reconciled=true``, every RUNNING run whose process is dead
+    (``kill -9``, power loss); return how many. A live process's runs are never touched."""
+    zombies = [r for r in client.search_runs([experiment], "attributes.status = 'RUNNING'") if dead(r.data.tags)]
+    for run in zombies:
+        tags = run.data.tags
+        note = f"process {tags['pid']} on {tags['host']} ended without ending this run"
+        client.set_tag(run.info.run_id, "reconciled", "true")
+        client.set_tag(run.info.run_id, "error", note)
+        client.set_terminated(run.info.run_id, "KILLED")
+    if zombies:
+        print(f"reconciled: {len(zombies)} run(s) left RUNNING by dead processes ended KILLED", file=sys.stderr)
+    return len(zombies)
 
 
 def experiment_id(cfg: DictConfig) -> str:
@@ -136,7 +251,7 @@ def track(
     """
     uri, experiment = prepare(cfg)
     client = _client(uri)
-    tags = {**git_tags(), **SOURCE, "study": str(cfg.study), **(tags or {})}
+    tags = {**git_tags(), **SOURCE, **liveness_tags(), "study": str(cfg.study), **(tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     with interrupts.shielded():
@@ -284,7 +399,8 @@ def open_parent(cfg: DictConfig, name: str, note: str) -> str:
     """Create the sweep's parent run and publish its id to the jobs (and launcher workers)."""
     uri, experiment = prepare(cfg)
     client = _client(uri)
-    tags = {**git_tags(), **SOURCE, "study": str(cfg.study), "sweep": "true", "mlflow.note.content": note}
+    tags = {**git_tags(), **SOURCE, **liveness_tags(), "study": str(cfg.study), "sweep": "true",
+            "mlflow.note.content": note}  # fmt: skip
     with interrupts.shielded():
         run_id = str(client.create_run(experiment, run_name=name, tags=tags).info.run_id)
         _open_runs[run_id] = uri

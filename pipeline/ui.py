@@ -35,7 +35,7 @@ def serve_ui(uri: str, port: int, log: Path, timeout: float = 90) -> Iterator[st
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base, proc, log, timeout)
+        wait_healthy(base, proc, log, timeout)
         yield base
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -46,7 +46,7 @@ def serve_ui(uri: str, port: int, log: Path, timeout: float = 90) -> Iterator[st
             proc.wait()
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     import urllib.request
 
     deadline = time.time() + timeout

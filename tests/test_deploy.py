@@ -119,6 +119,7 @@ def _wait_for(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 
 PROMO_SWEEP = ["fix=none,smote", "threshold=max_f1,min_cost", "seed=0,1,2", "metrics.n_boot=0", *SMALL]
+# (three seeds: the spread of the paired gains needs two at least, and one more keeps it honest)
 
 
 @pytest.fixture(scope="module")

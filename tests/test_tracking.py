@@ -264,30 +264,3 @@ def test_sequential_and_joblib_launchers_give_the_same_metrics(cli: Cli, tmp_pat
     sequential = children(tmp_path / "seq.db")
     assert set(sequential) == {"none-logreg-none-p0.1-s0", "smote-logreg-none-p0.1-s0"}
     assert children(tmp_path / "par.db") == sequential
-
-
-def test_tracking_server_option_logs_through_a_real_mlflow_server(tmp_path: Path) -> None:
-    import socket
-
-    from mlflow import MlflowClient
-
-    from pipeline.ui import serve_ui
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with serve_ui(f"sqlite:///{tmp_path / 'server.db'}", port, tmp_path / "server.log") as base:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": base}
-        done = subprocess.run(
-            [sys.executable, "-m", "pipeline", "tracking=server", "study=served", "metrics.n_boot=0",
-             f"hydra.run.dir={tmp_path}/run"],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        c = MlflowClient(base)
-        (run,) = c.search_runs([c.get_experiment_by_name("served").experiment_id])
-        assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
-        assert {"plots", "curves", "predictions", "model", "config.yaml"} <= {
-            a.path for a in c.list_artifacts(run.info.run_id)
-        }
-    assert not (tmp_path / "mlflow.db").exists()  # nothing fell back to a local store
