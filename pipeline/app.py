@@ -47,6 +47,7 @@ def task(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.stop_if_interrupted()
     try:
+        check_run_config(cfg)
         record = run_job(cfg)
     except Exception as err:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
@@ -62,6 +63,27 @@ def task(cfg: DictConfig) -> float | None:
     if not multirun:
         _print_run(record, cfg)
     return float(record["metrics"].get("test/pr_auc", float("nan")))
+
+
+#: A name that becomes a folder (the study names the sweep's folder and the experiment).
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """What no option file checks, before a job does anything: the seed, the study name (it
+    becomes a folder), the resume mode and the tracking URI."""
+    from pipeline import resume, tracking
+
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError("seed", cfg.seed, "an integer in [0, 2**32)")
+    study = str(cfg.study)
+    if not NAME.match(study) or ".." in study:
+        raise ConfigError(
+            "study", study, "a name of letters, digits, '-', '_' and '.' that starts with a letter or digit"
+        )
+    resume.mode(cfg)
+    if cfg.tracking.enabled:
+        tracking.check_uri(cfg.tracking.uri)
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -166,6 +188,7 @@ class SweepCallback(Callback):
         from pipeline import resume, tracking
 
         _sweep_failures.clear()
+        check_run_config(config)
         compose_each_job_once()
         jobs = planned_jobs(config)
         for line in refusals(config, jobs or []):

@@ -131,6 +131,9 @@ def table(
                 raise ConfigError(key, col, f"a column of {path}: {', '.join(map(str, frame.columns))}")
     y = _labels(frame[target], target, path, positive_label)
     features = frame.drop(columns=[target, *group, *drop])
+    for col in categorical or []:
+        if col not in features.columns:
+            raise ConfigError("dataset.categorical", col, f"a feature column: {', '.join(map(str, features.columns))}")
     _check_missing(features, path, impute)
     cats = list(categorical) if categorical is not None else [
         str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
@@ -147,6 +150,9 @@ def _read(path: str) -> pd.DataFrame:
         frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
+    except (ValueError, UnicodeDecodeError, OSError) as err:  # pandas' and pyarrow's parse errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError("dataset.path", path, "a CSV (with a header row) or Parquet file", why=first) from None
     if frame.empty:
         raise ConfigError("dataset.path", path, "a file with a header and at least one row", why="the file is empty")
     return frame

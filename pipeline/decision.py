@@ -20,8 +20,8 @@ class Costs:
 
     def __post_init__(self) -> None:
         for key, value in (("costs.fp", self.fp), ("costs.fn", self.fn)):
-            if not value >= 0:
-                raise ConfigError(key, value, "a cost >= 0, with costs.fp + costs.fn > 0")
+            if not 0 <= value < float("inf"):
+                raise ConfigError(key, value, "a finite cost >= 0, with costs.fp + costs.fn > 0")
         if self.fp + self.fn <= 0:
             raise ConfigError("costs.fp+costs.fn", self.fp + self.fn, "a sum > 0")
 

@@ -10,6 +10,7 @@ import functools
 import hashlib
 import itertools
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from sklearn.utils._param_validation import InvalidParameterError
 
 from pipeline import curves, data, fixes, metrics, models
 from pipeline.decision import Costs, Decider, Decision
@@ -65,6 +67,25 @@ def build(node: DictConfig, meta: tuple[str, ...] = META_KEYS) -> Any:
 #: Top-level keys that do not decide a run's numbers: where it is tracked, how it is named and
 #: shown, whether it may be resumed, and Hydra's own node in a sweep's composed job config.
 NOT_HASHED = ("tracking", "study", "resume", "leaderboard", "hydra")
+
+
+_LIBRARY_ERROR = re.compile(
+    r"The '(?P<key>\w+)' parameter of (?P<owner>\w+) must be (?P<accepted>.+?)\. Got (?P<value>.+?) instead", re.S
+)
+
+
+def library_error(err: Exception, built: dict[str, Any]) -> Exception:
+    """scikit-learn's and imbalanced-learn's ``InvalidParameterError`` (raised at ``fit``) as the
+    config key that set the parameter (``fix.k_neighbors=0 is not accepted; accepted: an int in
+    the range [1, inf) ...``). ``built`` maps each config group to the object built from it."""
+    found = _LIBRARY_ERROR.search(str(err))
+    if found is None:
+        return err
+    key, owner = found["key"], found["owner"]
+    by_owner = [g for g, obj in built.items() if type(obj).__name__ == owner]
+    by_key = [g for g, obj in built.items() if key in obj.get_params(deep=False)]
+    group = (by_owner or by_key or [owner])[0]
+    return ConfigError(f"{group}.{key}", found["value"].strip("'\""), found["accepted"])
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -159,8 +180,12 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
     fixes.check_applicable(fix, train.y, train.categorical, cfg.fix.name)
     scale, impute = cfg.model.get("scale", False), cfg.dataset.get("impute")
     before, after = models.preprocessing(scale, numeric, train.categorical, impute)
-    pipe = fixes.compose(fix, before, build(cfg.model), cfg.seed, after)
-    pipe.fit(train.X, train.y)
+    model = build(cfg.model)
+    pipe = fixes.compose(fix, before, model, cfg.seed, after)
+    try:
+        pipe.fit(train.X, train.y)
+    except InvalidParameterError as err:  # raised at fit: say which config key set the parameter
+        raise library_error(err, {"fix": fix, "model": model}) from None
     calibrator, calib = build(cfg.calibration), splits.calib
     cascade = models.cascade_of(pipe)
     if cascade is not None:  # stage 1's threshold is set on calib, like the calibration

@@ -247,6 +247,8 @@ def for_categorical(fix: Any, numeric: list[str], categorical: list[str]) -> Any
 def _measures_distances(sampler: Any) -> bool:
     if hasattr(sampler, "euclidean"):  # samplers of our own say so
         return bool(sampler.euclidean)
+    if any(cls.__name__ == "TomekLinks" for cls in type(sampler).__mro__):  # nearest neighbours, no parameter
+        return True
     params = sampler.get_params()
     return any(key.endswith(("k_neighbors", "n_neighbors", "smote", "enn", "estimator")) for key in params)
 

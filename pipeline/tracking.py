@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,6 +50,25 @@ def resolve_uri(uri: str | None) -> str:
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
     return uri
+
+
+#: What a tracking URI may be: a SQLite file, an MLflow server, or a database MLflow can use.
+SCHEMES = ("sqlite:///", "http://", "https://", "postgresql://", "postgresql+psycopg://", "mysql://", "mssql://")
+
+
+def masked(uri: str) -> str:
+    """``uri`` without the user:password part, for anything that is printed or written."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", uri)
+
+
+def check_uri(uri: str | None) -> None:
+    """Refuse a tracking URI MLflow would reject later, or take for a plain folder."""
+    from pipeline.errors import ConfigError
+
+    resolved = resolve_uri(uri)
+    if not resolved.startswith(SCHEMES):
+        accepted = "sqlite:///<path>.db, http(s)://<mlflow server> or a database URI (postgresql://...)"
+        raise ConfigError("tracking.uri", masked(str(uri or resolved)), accepted)
 
 
 def _store_path(uri: str) -> Path | None:

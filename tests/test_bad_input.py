@@ -1,0 +1,170 @@
+"""The bad-input catalogue: each case ends as ``python -m pipeline`` ends it, with one line that
+names the key (and the value), exit status 2, and no traceback. Composed and run in-process, as
+``app.main`` does, so the catalogue stays fast; ``test_the_cli_agrees`` runs a few for real."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline import app
+from pipeline.errors import ConfigError
+from pipeline.paths import CONF_DIR, REPO_ROOT
+from tests.conftest import SMALL
+
+QUICK = ["metrics.n_boot=0", "tracking=off"]
+
+#: (case, overrides, what the line must contain). Tables are written by the ``tables`` fixture.
+CASES = [
+    ("unknown fix", ["fix=smot"], "fix=smot"),
+    ("unknown model", ["model=forest"], "model=forest"),
+    ("unknown calibration", ["calibration=beta"], "calibration=beta"),
+    ("unknown threshold", ["threshold=youden"], "threshold=youden"),
+    ("unknown dataset", ["dataset=mnist"], "dataset=mnist"),
+    ("unknown top-level key", ["colour=red"], "colour"),
+    ("unknown fix key", ["fix.gamma=2"], "fix.gamma"),
+    ("unknown model key", ["model.depth=3"], "model.depth"),
+    ("seed not a number", ["seed=abc"], "seed"),
+    ("seed negative", ["seed=-1"], "seed=-1"),
+    ("seed too large", ["seed=4294967296"], "seed=4294967296"),
+    ("rate 0", ["imbalance.positive_rate=0"], "imbalance.positive_rate"),
+    ("rate 1", ["imbalance.positive_rate=1"], "imbalance.positive_rate"),
+    ("rate above 1", ["imbalance.positive_rate=1.5"], "imbalance.positive_rate"),
+    ("rate negative", ["imbalance.positive_rate=-0.1"], "imbalance.positive_rate"),
+    ("rate not a number", ["imbalance.positive_rate=lots"], "imbalance.positive_rate"),
+    ("rate too rare to evaluate", ["imbalance.positive_rate=0.001"], "imbalance.positive_rate"),
+    ("cost negative", ["costs.fp=-1"], "costs.fp"),
+    ("cost fn negative", ["costs.fn=-2"], "costs.fn"),
+    ("costs both zero", ["costs.fp=0", "costs.fn=0"], "costs.fp+costs.fn"),
+    ("cost infinite", ["costs.fn=inf"], "costs.fn=inf"),
+    ("cost nan", ["costs.fp=nan"], "costs.fp"),
+    ("split too large", ["split.calib=0.6", "split.test=0.5"], "split"),
+    ("fixed threshold above 1", ["threshold.value=1.5"], "threshold.value"),
+    ("F-beta beta 0", ["threshold=max_f1", "threshold.beta=0"], "threshold.beta"),
+    ("precision target 0", ["threshold=recall_at_precision", "threshold.min_precision=0"], "threshold.min_precision"),
+    ("recall target above 1", ["threshold=precision_at_recall", "threshold.min_recall=1.5"], "threshold.min_recall"),
+    ("calibration method", ["calibration=platt", "calibration.method=beta"], "calibration.method"),
+    ("then without prior correction", ["calibration=platt", "calibration.then=isotonic"], "calibration.then"),
+    ("torch fix on logreg", ["fix=focal_loss"], "fix=focal_loss"),
+    ("balanced batches on hgb", ["fix=balanced_batches", "model=hgb"], "fix=balanced_batches"),
+    ("logreg C negative", ["model.C=-1"], "model.C=-1"),
+    ("hgb max_iter 0", ["model=hgb", "model.max_iter=0"], "model.max_iter=0"),
+    ("hgb learning rate negative", ["model=hgb", "model.learning_rate=-0.1"], "model.learning_rate"),
+    ("smote k_neighbors 0", ["fix=smote", "fix.k_neighbors=0"], "fix.k_neighbors=0"),
+    ("smote k_neighbors above positives", ["fix=smote", "fix.k_neighbors=500"], "fix"),
+    ("near_miss version 7", ["fix=near_miss", "fix.version=7"], "fix.version=7"),
+    ("adasyn n_neighbors 0", ["fix=adasyn", "fix.n_neighbors=0"], "fix.n_neighbors=0"),
+    ("smote strategy not a ratio", ["fix=smote", "fix.sampling_strategy=lots"], "fix.sampling_strategy=lots"),
+    ("random_over strategy negative", ["fix=random_over", "fix.sampling_strategy=-1"], "fix.sampling_strategy"),
+    ("unknown keel set", ["dataset=keel", "dataset.name=nope"], "dataset.name=nope"),
+    ("empty study", ["study="], "study"),
+    ("study outside the repository", ["study=../.."], "study=../.."),
+    ("study with a slash", ["study=a/b"], "study=a/b"),
+    ("tracking uri scheme", ["tracking=sqlite", "tracking.uri=garbage://x"], "tracking.uri=garbage://x"),
+    ("tracking uri plain path", ["tracking=sqlite", "tracking.uri=/tmp/store"], "tracking.uri=/tmp/store"),
+    ("tracking uri file store", ["tracking=sqlite", "tracking.uri=file:///tmp/mlruns"], "tracking.uri=file:"),
+    ("resume not a mode", ["resume=maybe"], "resume=maybe"),
+    ("table missing file", ["dataset=table", "dataset.path=/nonexistent/x.csv", "dataset.target=y"], "dataset.path"),
+    ("table missing target", ["dataset=table", "dataset.path={ok}", "dataset.target=nope"], "dataset.target=nope"),
+    ("table group missing", ["dataset=table", "dataset.path={ok}", "dataset.target=y", "dataset.group=[nope]"],
+     "dataset.group=nope"),
+    ("table drop missing", ["dataset=table", "dataset.path={ok}", "dataset.target=y", "dataset.drop=[nope]"],
+     "dataset.drop=nope"),
+    ("table three classes", ["dataset=table", "dataset.path={three}", "dataset.target=y"], "dataset.target"),
+    ("table one class", ["dataset=table", "dataset.path={one}", "dataset.target=y"], "dataset.target"),
+    ("table with NaN", ["dataset=table", "dataset.path={nan}", "dataset.target=y"], "dataset.impute"),
+    ("table empty", ["dataset=table", "dataset.path={empty}", "dataset.target=y"], "dataset.path"),
+    ("table not a table", ["dataset=table", "dataset.path={garbage}", "dataset.target=y"], "dataset.path"),
+    ("table unknown categorical", ["dataset=table", "dataset.path={ok}", "dataset.target=y",
+                                   "dataset.categorical=[zzz]"], "dataset.categorical=zzz"),
+    ("impute method", ["dataset=table", "dataset.path={nan}", "dataset.target=y", "dataset.impute=magic"],
+     "dataset.impute=magic"),
+    ("smote on categorical columns",
+     ["dataset=table", "dataset.path={cats}", "dataset.target=y", "fix=borderline_smote"], "fix=borderline_smote"),
+    ("tomek links on categorical columns",
+     ["dataset=table", "dataset.path={cats}", "dataset.target=y", "fix=tomek_links"], "fix=tomek_links"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Small CSV files, good and bad, named by the placeholders of ``CASES``."""
+    tmp = tmp_path_factory.mktemp("tables")
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = (rng.random(n) < 0.2).astype(int)
+    good = pd.DataFrame({"a": rng.normal(size=n) + y, "b": rng.normal(size=n), "y": y})
+    frames = {
+        "ok": good,
+        "three": good.assign(y=rng.integers(0, 3, n)),
+        "one": good.assign(y=0),
+        "nan": good.assign(a=good.a.where(rng.random(n) > 0.1)),
+        "empty": good.iloc[:0],
+        "cats": good.assign(c=rng.choice(["x", "y", "z"], n)),
+    }
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = str(tmp / f"{name}.csv")
+        frame.to_csv(paths[name], index=False)
+    paths["garbage"] = str(tmp / "garbage.csv")
+    Path(paths["garbage"]).write_bytes(b"\x00\xff\xfe not a table \x00" * 50)
+    return paths
+
+
+def outcome(overrides: list[str]) -> tuple[int, str]:
+    """(exit status, stderr line) as ``python -m pipeline`` ends a single run with these
+    overrides: 0 when it runs, 2 with the one line for bad input, 1 for anything else."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            small = [] if any(o.startswith("dataset=") for o in overrides) else SMALL  # blobs2d's keys
+            cfg = compose("config", overrides=["hydra.callbacks={}", *QUICK, *small, *overrides])
+            app.check_run_config(cfg)
+            app.run_job(cfg)
+    except (ConfigError, HydraException, OmegaConfBaseException) as err:
+        return 2, app._one_line(err)
+    except Exception as err:  # what would be a traceback
+        return 1, f"{type(err).__name__}: {err}"
+    finally:
+        GlobalHydra.instance().clear()
+    return 0, ""
+
+
+@pytest.mark.parametrize(("case", "overrides", "key"), CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_naming_the_key(
+    tables: dict[str, str], case: str, overrides: list[str], key: str
+) -> None:
+    status, line = outcome([o.format(**tables) for o in overrides])
+    assert status == 2, line
+    assert key in line and "\n" not in line and "Traceback" not in line
+    assert "accepted" in line or "not an option" in line or "not a config key" in line, line
+
+
+def test_the_catalogue_is_big_enough() -> None:
+    assert len(CASES) >= 60 and len({c[0] for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("overrides", [["fix=smote", "fix.k_neighbors=0"], ["study=../.."], ["seed=-1"]])
+def test_the_cli_agrees(overrides: list[str], tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *QUICK, *SMALL, *overrides, f"hydra.run.dir={tmp_path}/run"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and done.stderr.startswith("error: "), done.stderr
+    assert outcome(overrides) == (2, done.stderr.removeprefix("error: ").strip())
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_left() -> Iterator[None]:
+    yield
+    GlobalHydra.instance().clear()
