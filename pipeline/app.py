@@ -293,7 +293,11 @@ def compose_each_job_once() -> None:
         key = (id(master_config), tuple(sweep_overrides))
         if key not in cache:
             cache[key] = compose(master_config, sweep_overrides)
-        return copy.deepcopy(cache[key])
+        copied = copy.deepcopy(cache[key])
+        # a deep copy drops the resolvers' cache: without it ${now:...} is read again, and the
+        # jobs of one sweep would land in the folders of several timestamps
+        OmegaConf.copy_cache(from_config=master_config, to_config=copied)
+        return copied
 
     loader.load_sweep_config = load_sweep_config  # type: ignore[method-assign]
     loader._imbalance_lab_cached = True  # type: ignore[attr-defined]

@@ -8,12 +8,13 @@ registry calls of ``promote``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline.errors import ConfigError
-from pipeline.tracking import _client, resolve_uri
+from pipeline.tracking import client_for, resolve_uri
 
 #: Params that say where a run was tracked or how its table was shown, not what it computed.
 NOT_CONFIG = ("tracking.", "study", "leaderboard", "metrics.")
@@ -22,7 +23,10 @@ NOT_CONFIG = ("tracking.", "study", "leaderboard", "metrics.")
 def client(uri: str | None) -> Any:
     """An MLflow client on ``uri`` (default: as the CLI, ``$MLFLOW_TRACKING_URI`` or the repo's store)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per run read back
-    return _client(resolve_uri(uri))
+    resolved = resolve_uri(uri)
+    if resolved.startswith("sqlite:///") and not Path(resolved.removeprefix("sqlite:///")).is_file():
+        raise ConfigError("--tracking-uri", resolved, "an existing store (a reader never creates one)")
+    return client_for(resolved)
 
 
 def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.DataFrame:

@@ -238,3 +238,14 @@ def test_an_unreachable_server_is_refused_before_any_job(tmp_path: Path, sweep: 
     assert done.returncode == 2 and time.time() - started < 60
     assert done.stderr.startswith("error: tracking.uri=http://127.0.0.1:") and "secret" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("s/*/result.json"))  # no job ran
+
+
+def test_every_job_of_a_sweep_lands_in_its_one_folder(tmp_path: Path) -> None:
+    """The sweep folder's ${now:} is read once: jobs composed once and copied for the launcher
+    keep the sweep's timestamp (microseconds here, so a second reading would differ)."""
+    done = _pipeline("--multirun", "fix=none,smote,class_weight", *FAST, "tracking=off",
+                     f"hydra.sweep.dir={tmp_path}/" + "${now:%H-%M-%S-%f}")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (folder,) = tmp_path.iterdir()
+    assert sorted(p.parent.name for p in folder.glob("*/result.json")) == ["0", "1", "2"]
+    assert "3 finished, 0 failed" in done.stdout
