@@ -96,7 +96,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
     if how and cfg.tracking.enabled:
         kept = resume.kept_run(cfg, how)
         if kept is not None:
-            return resume.kept_record(cfg, kept, tracking.flatten(cfg))
+            return resume.kept_record(kept, tracking.flatten(cfg))
     if cfg.tracking.enabled:
         result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: report.describe(cfg, r))
     else:

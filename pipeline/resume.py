@@ -88,7 +88,7 @@ def kept_run(cfg: DictConfig, how: bool | str) -> Any | None:
 _finished: dict[tuple[str, str, bool | str], Finished] = {}
 
 
-def kept_record(cfg: DictConfig, run: Any, params: dict[str, str]) -> dict[str, Any]:
+def kept_record(run: Any, params: dict[str, str]) -> dict[str, Any]:
     """A sweep record for a kept job: its metrics read back from the store, not recomputed."""
     return {
         "status": "KEPT",

@@ -102,15 +102,12 @@ HTTP_RETRIES = {
 def _check_server(uri: str) -> None:
     """Refuse, within seconds and before any job, a tracking server that does not answer."""
     import urllib.request
-    from urllib.parse import urlsplit
 
     from pipeline.errors import ConfigError
 
     for key, value in HTTP_RETRIES.items():
         os.environ.setdefault(key, value)
-    parts = urlsplit(uri)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    shown = parts._replace(netloc=host).geturl()  # never the user:password of the URI
+    shown = masked(uri)
     try:
         with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=5):
             pass
