@@ -155,7 +155,8 @@ def test_eight_processes_starting_at_once_on_a_fresh_store(tmp_path: Path) -> No
     assert {r.info.status for r in runs} == {"FINISHED"} and _integrity(store) == ("ok", "wal")
 
 
-def test_ray_sweep_gives_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
+def test_joblib_and_ray_sweeps_give_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
+    """The same config and seed give the same metrics whichever launcher ran the job."""
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
 
     def sweep(name: str, *launcher: str) -> dict[str, dict[str, float]]:
@@ -175,6 +176,7 @@ def test_ray_sweep_gives_the_basic_launchers_runs_and_metrics(tmp_path: Path) ->
 
     basic = sweep("basic")
     assert set(basic) == {"none-logreg-none-p0.1-s0", "smote-logreg-none-p0.1-s0"}
+    assert sweep("joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2") == basic
     assert sweep("ray", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
                  "+hydra.launcher.ray.init.include_dashboard=false") == basic  # fmt: skip
 

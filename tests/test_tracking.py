@@ -244,23 +244,3 @@ def test_help_lists_the_config_groups_and_no_folder_of_the_repository() -> None:
     expected = {p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir()} | {"experiments"}
     assert groups == expected
     assert "seed_demo" in section
-
-
-def test_sequential_and_joblib_launchers_give_the_same_metrics(cli: Cli, tmp_path: Path) -> None:
-    sweep = ["--multirun", "fix=none,smote", "imbalance.positive_rate=0.1", "dataset.n_samples=6000", "study=par"]
-    assert cli(*sweep, store=tmp_path / "seq.db").returncode == 0
-    done = cli(*sweep, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", store=tmp_path / "par.db")
-    assert done.returncode == 0, done.stderr
-
-    def children(store: Path) -> dict[str, dict[str, float]]:
-        c = client(store)
-        runs = c.search_runs([c.get_experiment_by_name("par").experiment_id])
-        return {
-            r.info.run_name: {k: v for k, v in r.data.metrics.items() if not k.startswith("time/")}
-            for r in runs
-            if "mlflow.parentRunId" in r.data.tags
-        }
-
-    sequential = children(tmp_path / "seq.db")
-    assert set(sequential) == {"none-logreg-none-p0.1-s0", "smote-logreg-none-p0.1-s0"}
-    assert children(tmp_path / "par.db") == sequential
