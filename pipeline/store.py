@@ -30,7 +30,7 @@ def client(uri: str | None) -> Any:
 
 
 def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.DataFrame:
-    """The job runs (not sweep parents or reports) of each experiment name or parent run id in
+    """The job runs (not sweep parents) of each experiment name or parent run id in
     ``names``, one row each: ``run_id``, ``run_name``, ``status``, ``experiment_id``, then
     ``params.<key>``, ``metrics.<name>`` and ``tags.<key>`` columns. ``status=None``: any status."""
     rows: list[dict[str, Any]] = []
@@ -39,7 +39,7 @@ def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.Dat
         if status:
             where.append(f"attributes.status = '{status}'")
         for run in _search(mlflow, experiment_ids, " and ".join(where)):
-            if run.data.tags.get("sweep") == "true" or "report" in run.data.tags:
+            if run.data.tags.get("sweep") == "true":
                 continue
             rows.append(_row(run))
     return pd.DataFrame(rows)
