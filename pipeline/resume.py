@@ -37,22 +37,18 @@ class Finished:
     reusable: dict[str, list[Any]]
     other_code: dict[str, list[Any]]
 
-    def kept(self, config_hash: str, fingerprint: str | None = None) -> Any | None:
-        """The newest reusable run of this configuration (on the same data, if given)."""
-        runs = [
-            r for r in self.reusable.get(config_hash, [])
-            if fingerprint is None or r.data.tags.get("data_fingerprint") == fingerprint
-        ]  # fmt: skip
+    def kept(self, config_hash: str, fingerprint: str) -> Any | None:
+        """The newest reusable run of this configuration on the same data."""
+        runs = [r for r in self.reusable.get(config_hash, []) if r.data.tags.get("data_fingerprint") == fingerprint]
         return max(runs, key=lambda r: r.info.start_time) if runs else None
 
 
-def finished(client: Any, experiment: str, how: bool | str, where: str = "") -> Finished:
+def finished(client: Any, experiment: str, how: bool | str) -> Finished:
     """The experiment's FINISHED job runs (sweep parents left out), sorted by reusability."""
     from pipeline.tracking import git_tags
 
-    query = " and ".join(["attributes.status = 'FINISHED'", *([where] if where else [])])
     here, found = git_tags(), Finished({}, {})
-    for run in client.search_runs([experiment], query, max_results=50_000):
+    for run in client.search_runs([experiment], "attributes.status = 'FINISHED'", max_results=50_000):
         tags = run.data.tags
         if "config_hash" not in tags or tags.get("sweep") == "true":
             continue
