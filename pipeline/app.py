@@ -6,6 +6,8 @@ Heavy libraries (MLflow, imbalanced-learn, torch) are imported inside the job, s
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -47,11 +49,13 @@ def task(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.stop_if_interrupted()
     try:
+        _take_credentials(cfg)
         check_run_config(cfg)
         record = run_job(cfg)
     except Exception as err:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
-        _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
+        with contextlib.suppress(OSError):  # a full disk: the store has the run's status
+            _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
         if multirun and isinstance(err, Refused):
             return None  # said before the sweep started (SweepCallback.on_multirun_start)
         if multirun:
@@ -63,6 +67,29 @@ def task(cfg: DictConfig) -> float | None:
     if not multirun:
         _print_run(record, cfg)
     return float(record["metrics"].get("test/pr_auc", float("nan")))
+
+
+def _take_credentials(cfg: DictConfig) -> None:
+    """A user:password in the tracking URI (from a config file or an environment variable the
+    config reads) moves into the environment before anything is logged or written."""
+    from pipeline.tracking import take_credentials
+
+    if cfg.get("tracking") and cfg.tracking.get("uri"):
+        cfg.tracking.uri = take_credentials(cfg.tracking.uri)
+
+
+def _credentials_out_of_argv() -> None:
+    """Take a user:password out of ``tracking.uri=...`` on the command line and out of
+    ``$MLFLOW_TRACKING_URI`` before Hydra sees them, so that Hydra's own files (``.hydra/``,
+    ``multirun.yaml``) never hold them; see ``tracking.take_credentials``."""
+    from pipeline.tracking import take_credentials
+
+    for i, arg in enumerate(sys.argv):
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") == "tracking.uri":
+            sys.argv[i] = f"{key}={take_credentials(value)}"
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        os.environ["MLFLOW_TRACKING_URI"] = take_credentials(os.environ["MLFLOW_TRACKING_URI"])
 
 
 #: A name that becomes a folder (the study names the sweep's folder and the experiment).
@@ -147,7 +174,7 @@ def _ui_hint(cfg: DictConfig) -> str:
     from pipeline import tracking
     from pipeline.ui import ui_url
 
-    uri = tracking.resolve_uri(cfg.tracking.uri)
+    uri = tracking.masked(tracking.resolve_uri(cfg.tracking.uri))
     experiment = tracking.experiment_id(cfg)
     if not uri.startswith("sqlite:"):
         return f"MLflow UI: {ui_url(uri, experiment)}"
@@ -173,6 +200,7 @@ class SweepCallback(Callback):
     def __init__(self) -> None:
         self.progress: Progress | None = None
         self.parent: str | None = None
+        self.main_pid = os.getpid()  # the callback is pickled into launcher workers: they differ
 
     def __getstate__(self) -> dict[str, Any]:
         # Launchers (joblib, Ray) pickle the callbacks into their workers: the progress stays here.
@@ -188,6 +216,7 @@ class SweepCallback(Callback):
         from pipeline import resume, tracking
 
         _sweep_failures.clear()
+        _take_credentials(config)
         check_run_config(config)
         compose_each_job_once()
         jobs = planned_jobs(config)
@@ -203,6 +232,8 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         from pipeline.tracking import PARENT_ENV
 
+        if os.getpid() != self.main_pid:
+            interrupts.die_with_parent()
         interrupts.stop_if_interrupted()
         if self.parent is not None:  # a worker of another process (Ray) may not share our environment
             os.environ[PARENT_ENV] = self.parent
@@ -258,6 +289,7 @@ class Progress:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="sweep-progress", daemon=True)
         self.thread.start()
+        _progress.append(self)
 
     def _poll(self) -> None:
         while not self.stop.wait(self.every):
@@ -269,10 +301,18 @@ class Progress:
         self.bar.set_postfix_str(f"failed {statuses.count('FAILED')}, kept {statuses.count('KEPT')}", refresh=True)
 
     def close(self) -> None:
+        """Stop polling and end the line (also when the sweep stops on an error: its line follows)."""
+        if self in _progress:
+            _progress.remove(self)
         self.stop.set()
         self.thread.join()
-        self.refresh()
+        with contextlib.suppress(OSError):
+            self.refresh()
         self.bar.close()
+
+
+#: The progress line of a sweep under way, closed before an error is printed.
+_progress: list[Progress] = []
 
 
 def compose_each_job_once() -> None:
@@ -403,7 +443,9 @@ def main() -> None:
     """
     wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of exit(1)
+    logging.raiseExceptions = False  # a job log that cannot be written (full disk) prints no traceback
     interrupts.install()
+    _credentials_out_of_argv()
     try:
         _run_errors.clear()
         task()
@@ -411,18 +453,30 @@ def main() -> None:
         if _run_errors:
             raise _run_errors[0]
     except BaseException as err:
+        for progress in list(_progress):
+            progress.close()
         if isinstance(err, SweepRefused):
             err = err.error
         if isinstance(err, KeyboardInterrupt) or interrupts.received():
             _end_open_runs("KILLED", "interrupted")
+            if "pipeline.tracking" in sys.modules:
+                sys.modules["pipeline.tracking"].end_orphans()
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))
+        if isinstance(err, OSError) and err.errno in DISK_FULL and not wants_traceback:
+            where = f" writing {err.filename}" if err.filename else ""
+            print(f"error: disk full ({err.strerror}{where}); free space, then rerun with resume=true", file=sys.stderr)
+            sys.exit(1)
         if wants_traceback or not isinstance(err, (ConfigError, HydraException, OmegaConfBaseException)):
             raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
         sys.exit(2)
     _exit_for_failed_jobs()
+
+
+#: What a full disk (or quota, or file size limit) raises.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _end_open_runs(status: str, error: str) -> None:

@@ -10,7 +10,11 @@ call ``stop_if_interrupted`` between jobs.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,3 +63,33 @@ def stop_if_interrupted() -> None:
     """Raise KeyboardInterrupt if a signal arrived, in case its first interrupt was dropped."""
     if _received:
         raise KeyboardInterrupt(f"signal {_received[0]}")
+
+
+_watching: list[int] = []
+
+
+def die_with_parent(every: float = 0.5, grace: float = 60.0) -> None:
+    """In a launcher's worker process (joblib, Ray): take SIGINT and SIGTERM as interrupts, as the
+    main process does, and interrupt this process when the one that started it is gone (killed
+    with ``kill -9``), so that a worker ends its run KILLED and starts no further job instead of
+    working on for a dead sweep. The worker exits once it holds no open run (an idle worker
+    waits in C code, where an interrupt does not reach it), or after ``grace`` seconds."""
+    if _watching:
+        return
+    install()
+    _watching.append(os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == _watching[0]:
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+        idle = 0
+        for _ in range(int(grace / every)):
+            time.sleep(every)
+            tracking = sys.modules.get("pipeline.tracking")
+            idle = idle + 1 if not _depth[0] and not (tracking and tracking.open_runs()) else 0
+            if idle >= 2:
+                break
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

@@ -7,6 +7,7 @@ opened here ends FINISHED, FAILED (with the error as the ``error`` tag) or KILLE
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -38,6 +39,32 @@ SOURCE = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "python -m pipeli
 _open_runs: dict[str, str] = {}
 
 
+#: A database URI's user:password, taken out of the URI (see ``take_credentials``).
+USERINFO_ENV = "IMBALANCE_LAB_STORE_USERINFO"
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/@]*)@(.*)$")
+
+
+def take_credentials(uri: Any) -> Any:
+    """``uri`` without its ``user:password@`` part, which moves into the environment: MLflow's
+    own ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` for a server, and
+    ``$IMBALANCE_LAB_STORE_USERINFO`` (put back by ``resolve_uri``) for a database. The config
+    then holds no secret, so no param, artifact, Hydra file, job record or printed line does;
+    launcher workers inherit the environment."""
+    from urllib.parse import unquote
+
+    found = _USERINFO.match(uri) if isinstance(uri, str) else None
+    if not found:
+        return uri
+    scheme, userinfo, rest = found.groups()
+    if scheme.startswith("http"):
+        user, _, password = userinfo.partition(":")
+        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(user)
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
+    else:
+        os.environ[USERINFO_ENV] = userinfo
+    return scheme + rest
+
+
 def resolve_uri(uri: str | None) -> str:
     """``uri``, else ``$MLFLOW_TRACKING_URI``, else the SQLite store at the repo root (see
     ``paths.default_store``).
@@ -49,6 +76,10 @@ def resolve_uri(uri: str | None) -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
+    userinfo = os.environ.get(USERINFO_ENV)
+    if userinfo and not uri.startswith(("http", "sqlite")) and not _USERINFO.match(uri):
+        scheme, _, rest = uri.partition("://")
+        uri = f"{scheme}://{userinfo}@{rest}"
     return uri
 
 
@@ -142,12 +173,22 @@ def _open_sqlite(path: Path, uri: str) -> None:
 
     from mlflow import MlflowClient
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + "-lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates the schema
-        with closing(sqlite3.connect(path, timeout=60)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+    from pipeline.errors import ConfigError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + "-lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if path.exists():  # a store that cannot be written fails here, not after minutes of retries
+                with closing(sqlite3.connect(path, timeout=60)) as db:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.rollback()
+            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates the schema
+            with closing(sqlite3.connect(path, timeout=60)) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.OperationalError) as err:
+        why = getattr(err, "strerror", None) or str(err)
+        raise ConfigError("tracking.uri", uri, "a SQLite store in a folder this user can write", why=why) from None
     _opened.add(uri)
 
 
@@ -172,12 +213,14 @@ def liveness_tags() -> dict[str, str]:
 
 
 def _process_start(pid: int) -> str:
-    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone."""
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone
+    (a zombie, killed but not yet reaped by its parent, is gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 def dead(tags: dict[str, str]) -> bool:
@@ -193,15 +236,47 @@ def reconcile(client: Any, experiment: str) -> int:
     """End KILLED, tagged ``reconciled=true``, every RUNNING run whose process is dead
     (``kill -9``, power loss); return how many. A live process's runs are never touched."""
     zombies = [r for r in client.search_runs([experiment], "attributes.status = 'RUNNING'") if dead(r.data.tags)]
-    for run in zombies:
+    _end_dead(client, zombies)
+    if zombies:
+        print(f"reconciled: {len(zombies)} run(s) left RUNNING by dead processes ended KILLED", file=sys.stderr)
+    return len(zombies)
+
+
+def _end_dead(client: Any, runs: list[Any]) -> None:
+    for run in runs:
         tags = run.data.tags
         note = f"process {tags['pid']} on {tags['host']} ended without ending this run"
         client.set_tag(run.info.run_id, "reconciled", "true")
         client.set_tag(run.info.run_id, "error", note)
         client.set_terminated(run.info.run_id, "KILLED")
-    if zombies:
-        print(f"reconciled: {len(zombies)} run(s) left RUNNING by dead processes ended KILLED", file=sys.stderr)
-    return len(zombies)
+
+
+def end_orphans(grace: float = 10.0) -> None:
+    """After an interrupt: end KILLED the runs of this process's sweeps that launcher workers
+    (joblib, Ray) still hold RUNNING. A launcher kills its workers as the sweep is interrupted
+    (joblib with SIGKILL, so they cannot end their runs); a worker still alive after ``grace``
+    seconds is sent SIGTERM, then SIGKILL. Only processes that opened these runs on this host,
+    with their recorded start time, are ever signalled."""
+    import signal
+
+    for uri, experiment, parent in _sweeps:
+        client = _client(uri)
+        query = f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{parent}'"
+        start = time.monotonic()
+        while True:
+            running = client.search_runs([experiment], query)
+            _end_dead(client, [r for r in running if dead(r.data.tags)])
+            alive = [r for r in running if not dead(r.data.tags) and r.data.tags.get("host") == socket.gethostname()]
+            waited = time.monotonic() - start
+            if not alive or waited > grace + 10:
+                break
+            if waited > grace:
+                for run in alive:
+                    sig = signal.SIGTERM if waited < grace + 5 else signal.SIGKILL
+                    with contextlib.suppress(OSError):
+                        os.kill(int(run.data.tags["pid"]), sig)
+            time.sleep(0.2)
+    _sweeps.clear()
 
 
 def experiment_id(cfg: DictConfig) -> str:
@@ -421,8 +496,13 @@ def open_parent(cfg: DictConfig, name: str, note: str) -> str:
     with interrupts.shielded():
         run_id = str(client.create_run(experiment, run_name=name, tags=tags).info.run_id)
         _open_runs[run_id] = uri
+        _sweeps.append((uri, experiment, run_id))
         os.environ[PARENT_ENV] = run_id
     return run_id
+
+
+#: (uri, experiment, parent run id) of the sweeps this process opened, for ``end_orphans``.
+_sweeps: list[tuple[str, str, str]] = []
 
 
 def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: str) -> None:
@@ -439,6 +519,11 @@ def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: 
         )
         client.log_artifacts(run_id, str(artifacts))
     os.environ.pop(PARENT_ENV, None)
+
+
+def open_runs() -> list[str]:
+    """The runs this process opened and has not ended yet."""
+    return list(_open_runs)
 
 
 def end_open_runs(status: str, error: str) -> None:

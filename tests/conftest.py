@@ -6,8 +6,11 @@ Everything a test writes goes under its ``tmp_path``.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from pipeline import server
 from pipeline.paths import CONF_DIR, REPO_ROOT
 
 #: blobs2d, smaller: enough positives at 5% for every split part, fast to fit.
@@ -64,3 +68,31 @@ def client(store: Path):  # type: ignore[no-untyped-def]
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=f"sqlite:///{store}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[server.Server]:
+    """One PostgreSQL cluster and one ``mlflow server`` on it for the whole test session."""
+    try:
+        server.pg_program("initdb")
+    except SystemExit:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    # not under pytest's own temporary folder (mode 700): the postgres user must reach its cluster
+    root = Path(tempfile.mkdtemp(prefix="imbalance-lab-pg-"))
+    root.chmod(0o755)
+    srv = server.Server(root, free_port(), free_port())
+    try:
+        server.start(srv)
+        yield srv
+    finally:
+        server.stop(srv)
+        shutil.rmtree(root, ignore_errors=True)

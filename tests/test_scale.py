@@ -5,23 +5,19 @@ on a real PostgreSQL."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline import resume, server, tracking
 from pipeline.paths import REPO_ROOT
-from tests.conftest import SMALL, client
+from tests.conftest import SMALL, client, free_port
 
 FAST = [*SMALL, "metrics.n_boot=0", "tracking.log_model=false"]
 SWEEP = ["--multirun", "fix=none,smote", "seed=0,1,2", *FAST, "study=scale"]
@@ -181,33 +177,6 @@ def test_joblib_and_ray_sweeps_give_the_basic_launchers_runs_and_metrics(tmp_pat
                  "+hydra.launcher.ray.init.include_dashboard=false") == basic  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[server.Server]:
-    """One PostgreSQL cluster and one ``mlflow server`` on it for the whole test session."""
-    try:
-        server.pg_program("initdb")
-    except SystemExit:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    # not under pytest's own temporary folder (mode 700): the postgres user must reach its cluster
-    root = Path(tempfile.mkdtemp(prefix="imbalance-lab-pg-"))
-    root.chmod(0o755)
-    srv = server.Server(root, _free_port(), _free_port())
-    try:
-        server.start(srv)
-        yield srv
-    finally:
-        server.stop(srv)
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def test_sweep_into_mlflow_server_on_postgresql(postgres_server: server.Server, tmp_path: Path) -> None:
     env = {"MLFLOW_TRACKING_URI": postgres_server.url}
     done = _pipeline("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "tracking=server",
@@ -236,7 +205,7 @@ def test_an_unreachable_server_is_refused_before_any_job(tmp_path: Path, sweep: 
     started = time.time()
     args = ["--multirun", "fix=none,smote", f"hydra.sweep.dir={tmp_path}/s"] if sweep else []
     done = _pipeline(*args, "tracking=server", f"hydra.run.dir={tmp_path}/run",
-                     env={"MLFLOW_TRACKING_URI": f"http://user:secret@127.0.0.1:{_free_port()}"})  # fmt: skip
+                     env={"MLFLOW_TRACKING_URI": f"http://user:secret@127.0.0.1:{free_port()}"})  # fmt: skip
     assert done.returncode == 2 and time.time() - started < 60
     assert done.stderr.startswith("error: tracking.uri=http://127.0.0.1:") and "secret" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("s/*/result.json"))  # no job ran

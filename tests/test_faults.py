@@ -1,0 +1,185 @@
+"""Faults, with real processes, a real store and a real server: signals and ``kill -9`` under the
+joblib launcher, a full disk, a read-only store, and credentials in the tracking URI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import server, tracking
+from pipeline.paths import REPO_ROOT
+from tests.conftest import SMALL, client
+
+FAST = [*SMALL, "metrics.n_boot=0", "tracking.log_model=false"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    return {**env, "DVC_NO_ANALYTICS": "1"}
+
+
+def _statuses(store: Path) -> Counter[str]:
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        return Counter(dict(db.execute("select status, count(*) from runs group by status").fetchall()))
+
+
+def _alive(pid: int) -> bool:
+    return tracking._process_start(pid) != ""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
+def test_joblib_workers_end_their_runs_and_die_with_the_sweep(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGTERM: every run of every worker ends KILLED, none RUNNING. ``kill -9`` of the sweep's
+    process: its workers end their runs KILLED and start no further job; the parent, which
+    nothing could end, is ended by the next start's reconciliation."""
+    store = tmp_path / "mlflow.db"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "seed=range(0,12)", *FAST, "study=signals", f"tracking.uri=sqlite:///{store}",
+         f"hydra.sweep.dir={tmp_path}/s"],
+        cwd=REPO_ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while len(list(tmp_path.glob("s/*/result.json"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    sweep.send_signal(sig)
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err[-2000:]
+    c = client(store)
+    (experiment,) = [e.experiment_id for e in c.search_experiments() if e.name == "signals"]
+    runs = lambda: c.search_runs([experiment])  # noqa: E731
+    if sig == signal.SIGKILL:  # the workers notice within a second, end their runs and exit
+        deadline = time.time() + 60
+        while any(r.info.status == "RUNNING" and "mlflow.parentRunId" in r.data.tags for r in runs()):
+            assert time.time() < deadline, "a worker's run is still RUNNING a minute after the sweep died"
+            time.sleep(0.5)
+        time.sleep(3)
+    pids = {int(r.data.tags["pid"]) for r in runs()}
+    assert len(pids) >= 2 and not any(_alive(pid) for pid in pids), "a worker outlived the sweep"
+    children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
+    finished = sum(r.info.status == "FINISHED" for r in children)
+    time.sleep(2)
+    assert sum(r.info.status == "FINISHED" for r in runs() if "mlflow.parentRunId" in r.data.tags) == finished
+    assert finished < 12 and {r.info.status for r in children} <= {"FINISHED", "KILLED"}, Counter(
+        r.info.status for r in children
+    )
+    (parent,) = [r for r in runs() if r.data.tags.get("sweep") == "true"]
+    if sig == signal.SIGTERM:
+        assert parent.info.status == "KILLED"
+    else:
+        assert parent.info.status == "RUNNING"  # what no handler can catch: the next start ends it
+        assert tracking.reconcile(c, experiment) == 1
+        assert c.get_run(parent.info.run_id).info.status == "KILLED"
+    assert _statuses(store)["RUNNING"] == 0
+
+
+@contextlib.contextmanager
+def _tmpfs(size: str) -> Iterator[Path]:
+    """A small real file system of its own (root only); skipped where mounting is not allowed."""
+    where = Path(tempfile.mkdtemp(prefix="imbalance-lab-fs-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                             capture_output=True, text=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()})")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        where.rmdir()
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: bool) -> None:
+    """Outputs and artifacts on a full disk (a 300 kB tmpfs), the store elsewhere."""
+    store = tmp_path / "mlflow.db"
+    with _tmpfs("300k") as disk:
+        c = client(store)
+        tracking.client_for(f"sqlite:///{store}")
+        c.create_experiment("full", artifact_location=(disk / "artifacts").as_uri())
+        args = ["--multirun", "seed=0,1"] if sweep else []
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", *args, *FAST, "study=full", f"tracking.uri=sqlite:///{store}",
+             f"hydra.run.dir={disk}/run", f"hydra.sweep.dir={disk}/sweep"],
+            cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if "job/s" not in line and line.strip()]
+    assert done.returncode == 1 and lines == [
+        "error: disk full (No space left on device); free space, then rerun with resume=true"
+    ], done.stderr[-3000:]
+    statuses = _statuses(store)
+    assert statuses["FAILED"] >= 1 and set(statuses) == {"FAILED"}, statuses
+
+
+def test_a_read_only_store_is_refused_before_any_job(tmp_path: Path) -> None:
+    with _tmpfs("20m") as disk:
+        store = disk / "mlflow.db"
+        # made in another process: files this one kept open for writing would block the remount
+        code = f"from pipeline import tracking; tracking.client_for('sqlite:///{store}')"
+        subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=120)
+        before = store.read_bytes()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        started = time.time()
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--multirun", "seed=0,1", *FAST, "study=ro",
+             f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/sweep"],
+            cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert store.read_bytes() == before
+    assert done.returncode == 2 and time.time() - started < 60
+    assert done.stderr.strip().splitlines() == [
+        f"error: tracking.uri=sqlite:///{store} is not accepted (Read-only file system); "
+        "accepted: a SQLite store in a folder this user can write"
+    ]
+    assert not list(tmp_path.glob("sweep/*/result.json"))
+
+
+SECRET = "s3cr3t-t0ken"
+
+
+@pytest.mark.parametrize("how", ["argument", "environment", "sweep"])
+def test_credentials_in_the_tracking_uri_are_written_nowhere(
+    postgres_server: server.Server, tmp_path: Path, how: str
+) -> None:
+    """``user:password@`` in the URI reaches MLflow as MLFLOW_TRACKING_USERNAME/PASSWORD; no
+    param, tag, artifact, Hydra file, job record or printed line holds the password."""
+    from mlflow import MlflowClient
+
+    secret_uri = postgres_server.url.replace("http://", f"http://alice:{SECRET}@")
+    env = _env()
+    where = [] if how == "environment" else [f"tracking.uri={secret_uri}"]
+    if how == "environment":
+        env["MLFLOW_TRACKING_URI"] = secret_uri
+    study = f"secret-{how}"
+    args = ["--multirun", "fix=none,smote"] if how == "sweep" else []
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", *args, "tracking=server", *where, *FAST, f"study={study}",
+         f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/out"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert SECRET not in done.stdout + done.stderr and "alice" not in done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.match("*/.hydra/overrides.yaml") for p in written)
+    assert [p for p in written if SECRET.encode() in p.read_bytes()] == []
+    c = MlflowClient(postgres_server.url)
+    runs = c.search_runs([c.get_experiment_by_name(study).experiment_id])
+    assert len(runs) == (3 if how == "sweep" else 1) and {r.info.status for r in runs} == {"FINISHED"}
+    for run in runs:
+        fields = {**run.data.params, **run.data.tags}
+        assert [k for k, v in fields.items() if SECRET in v or "alice" in v] == []
+        artifacts = Path(c.download_artifacts(run.info.run_id, "", str(tmp_path / "dl" / run.info.run_id)))
+        assert [p for p in artifacts.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
+    leaf = next(r for r in runs if r.data.tags.get("sweep") != "true")
+    assert leaf.data.params["tracking.uri"] == postgres_server.url
