@@ -42,7 +42,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO_ROOT / name, root / name)
     venv_bin = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    # XDG_CONFIG_HOME: where the model-signing key is made (pipeline.trusted), not the user's own
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "XDG_CONFIG_HOME": str(root.parent / "config")}  # fmt: skip
     env.pop("MLFLOW_TRACKING_URI", None)
 
     def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -118,3 +120,40 @@ def test_experiments_show_and_plots_diff_overlay_both_pr_curves(repo: tuple[Path
     tagged = [r for r in _runs(root / "mlflow.db") if r.data.tags.get("dvc.experiment") == "exp-under"]
     assert len(tagged) == 1 and tagged[0].data.params["fix.name"] == "random_under"
     assert not list((root / ".dvc" / "tmp").rglob("mlflow.db"))
+
+
+class _Crafted:
+    """A pickle that runs a command when it is loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_evaluate_refuses_a_model_file_the_train_stage_did_not_write(repo: tuple[Path, Run]) -> None:
+    """Trust boundary: a replaced ``model.joblib`` is never unpickled (it would run code)."""
+    import pickle
+
+    root, run = repo
+    run("dvc", "repro")
+    assert (root / "models" / "model.joblib.sig").is_file()
+    model = root / "models" / "model.joblib"
+    original, marker = model.read_bytes(), root / "pwned"
+    try:
+        model.write_bytes(pickle.dumps(_Crafted(marker)))
+        cmd = [sys.executable, "-m", "pipeline.stages.evaluate", "--data", "data/prepared", "--model", str(model),
+               "--out", "reports-crafted"]  # fmt: skip
+        done = run(*cmd, check=False)
+        (root / "models" / "model.joblib.sig").unlink()
+        missing = run(*cmd, check=False)
+    finally:
+        model.write_bytes(original)
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"error: --model={model} is not accepted (its signature in model.joblib.sig does not match); accepted: "
+        "a model file written by this project's train stage with this machine's key (see pipeline/trusted.py)"
+    ]
+    assert missing.returncode == 2 and "model.joblib.sig is missing" in missing.stderr
+    assert not marker.exists() and not (root / "reports-crafted").exists()
+    run("dvc", "repro")  # the stage signs again what it writes

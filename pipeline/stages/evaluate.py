@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
-from pipeline import data, experiment, plots, report, tracking
+from pipeline import data, experiment, plots, report, tracking, trusted
+from pipeline.errors import ConfigError
 from pipeline.stages import arguments, load_params
 
 
@@ -40,8 +41,13 @@ def write(result: experiment.RunResult, out: Path) -> None:
 def main() -> None:
     args = arguments(__doc__ or "", "data", "model", "out")
     cfg = load_params(args.params)
+    try:
+        model = trusted.load(args.model)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     splits = data.read_splits(args.data)
-    result = experiment.evaluate(cfg, experiment.Fitted(joblib.load(args.model)), splits.test)
+    result = experiment.evaluate(cfg, experiment.Fitted(model), splits.test)
     result.attach_data(splits, cfg.dataset.name)
     write(result, args.out)
     if cfg.tracking.enabled:

@@ -1,11 +1,10 @@
 """DVC stage: fix + model on train, calibration and threshold on calib -> ``<out>/model.joblib``:
-one estimator whose ``predict`` applies the run's threshold (``decision.Decider``)."""
+one estimator whose ``predict`` applies the run's threshold (``decision.Decider``), signed (see
+``trusted``) so that the evaluate stage loads only what this stage wrote."""
 
 from __future__ import annotations
 
-import joblib
-
-from pipeline import data, experiment
+from pipeline import data, experiment, trusted
 from pipeline.stages import arguments, load_params
 
 
@@ -14,7 +13,7 @@ def main() -> None:
     cfg = load_params(args.params)
     fitted = experiment.fit(cfg, data.read_splits(args.data))
     args.out.mkdir(parents=True, exist_ok=True)
-    joblib.dump(fitted.model, args.out / "model.joblib")
+    trusted.dump(fitted.model, args.out / "model.joblib")  # signed: evaluate loads only what this wrote
 
 
 if __name__ == "__main__":
