@@ -111,6 +111,20 @@ def check_run_config(cfg: DictConfig) -> None:
     resume.mode(cfg)
     if cfg.tracking.enabled:
         tracking.check_uri(cfg.tracking.uri)
+    if HydraConfig.initialized():
+        check_overrides(list(HydraConfig.get().overrides.task))
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse Hydra's append syntax (``+foo=1``, ``++model.depth=3``) outside ``hydra.``: it adds
+    a key no option reads, which would be logged as if it had changed the run."""
+    for text in overrides:
+        key = text.partition("=")[0]
+        if key.startswith("+") and not key.lstrip("+").startswith("hydra."):
+            raise ConfigError(
+                key, text.partition("=")[2], "keys the config has, set without '+' (python -m pipeline --cfg job "
+                "lists them); '+' only under hydra.", why="'+' adds a key that nothing reads",
+            )  # fmt: skip
 
 
 def run_job(cfg: DictConfig) -> dict[str, Any]:
@@ -379,24 +393,25 @@ def planned_jobs(config: DictConfig) -> list[list[str]] | None:
 
 
 def refusals(config: DictConfig, jobs: list[list[str]]) -> list[str]:
-    """One line per (fix, model) pair of the sweep that ``experiment.check_compatible`` refuses,
-    found by composing one job of each pair, before any job runs."""
+    """One line per (fix, model, calibration) of the sweep that ``experiment.check_compatible``
+    refuses, found by composing one job of each, before any job runs."""
     from hydra.core.global_hydra import GlobalHydra
 
     from pipeline.experiment import check_compatible
 
-    choices = config.hydra.runtime.choices
-    pairs: dict[tuple[str, str], list[list[str]]] = {}
+    choices, groups = config.hydra.runtime.choices, ("fix", "model", "calibration")
+    pairs: dict[tuple[str, ...], list[list[str]]] = {}
     for job in jobs:
-        chosen = dict(o.split("=", 1) for o in job if o.split("=", 1)[0] in ("fix", "model"))
-        pairs.setdefault((chosen.get("fix", choices.fix), chosen.get("model", choices.model)), []).append(job)
+        chosen = dict(o.split("=", 1) for o in job if o.split("=", 1)[0] in groups)
+        pairs.setdefault(tuple(chosen.get(g, choices[g]) for g in groups), []).append(job)
     loader, lines, refused = GlobalHydra.instance().config_loader(), [], 0
-    for (fix, model), members in pairs.items():
+    for (fix, model, calibration), members in pairs.items():
         try:
             check_compatible(loader.load_sweep_config(config, members[0]))
         except Refused as err:
             refused += len(members)
-            lines.append(f"  fix={fix} model={model} ({len(members)} job(s)): {_one_line(err)}")
+            where = f"fix={fix} model={model} calibration={calibration}"
+            lines.append(f"  {where} ({len(members)} job(s)): {_one_line(err)}")
     return [f"refused before any run starts: {refused} of {len(jobs)} jobs", *lines] if lines else []
 
 

@@ -129,11 +129,15 @@ def table(
         for col in columns:
             if col not in frame.columns:
                 raise ConfigError(key, col, f"a column of {path}: {', '.join(map(str, frame.columns))}")
+            if key != "dataset.target" and col == target:
+                raise ConfigError(key, col, f"columns other than the target ({target})")
     y = _labels(frame[target], target, path, positive_label)
     features = frame.drop(columns=[target, *group, *drop])
     for col in categorical or []:
         if col not in features.columns:
             raise ConfigError("dataset.categorical", col, f"a feature column: {', '.join(map(str, features.columns))}")
+    features = _numbers_with_junk(features, path, impute, categorical or [])
+    _check_identifiers(features, path, drop)
     _check_missing(features, path, impute)
     cats = list(categorical) if categorical is not None else [
         str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
@@ -155,7 +159,62 @@ def _read(path: str) -> pd.DataFrame:
         raise ConfigError("dataset.path", path, "a CSV (with a header row) or Parquet file", why=first) from None
     if frame.empty:
         raise ConfigError("dataset.path", path, "a file with a header and at least one row", why="the file is empty")
+    header = _header(file) if file.suffix != ".parquet" else [str(c) for c in frame.columns]
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:  # pandas would rename them a, a.1 and go on
+        raise ConfigError("dataset.path", path, "a table whose column names are unique", why=f"repeated: {twice[0]}")
     return frame
+
+
+def _header(file: Path) -> list[str]:
+    import csv
+
+    with open(file, newline="", encoding="utf-8", errors="replace") as lines:
+        return next(csv.reader(lines), [])
+
+
+#: A text column is taken for numbers with a few bad cells when at least this share parses.
+MOSTLY_NUMBERS = 0.95
+
+
+def _numbers_with_junk(features: pd.DataFrame, path: str, impute: str | None, declared: list[str]) -> pd.DataFrame:
+    """A column of numbers with a few cells that are not (``n/a``, ``?``, ``12,5``) would become a
+    categorical feature with a level per distinct number: refuse it, or, with ``dataset.impute``,
+    treat those cells as missing (they are then imputed) and say how many there were."""
+    import warnings
+
+    for col in features.columns:
+        column = features[col]
+        if col in declared or pd.api.types.is_numeric_dtype(column):
+            continue
+        present = column.notna()
+        numbers = pd.to_numeric(column.where(present), errors="coerce")
+        bad = present & numbers.isna()
+        if not bad.any() or numbers.notna().sum() < MOSTLY_NUMBERS * present.sum():
+            continue
+        shown = ", ".join(repr(v) for v in column[bad].astype(str).unique()[:3])
+        counted = f"column {col} of {path} holds {int(bad.sum())} cells that are not numbers ({shown})"
+        if impute is None:
+            raise ConfigError(
+                "dataset.impute", None, "median, mean or most_frequent (those cells become missing and are "
+                f"imputed), a file without them, or dataset.categorical=[{col}] if it is a category", why=counted,
+            )  # fmt: skip
+        warnings.warn(f"{counted}: treated as missing and imputed ({impute})", stacklevel=2)
+        features = features.assign(**{str(col): numbers})
+    return features
+
+
+def _check_identifiers(features: pd.DataFrame, path: str, drop: list[str]) -> None:
+    """A text column with a different value on every row (an id, an e-mail) carries no pattern a
+    model can learn, and would be one-hot encoded into one column per row: refuse it."""
+    rows = len(features)
+    for col in features.columns:
+        column = features[col]
+        if rows >= 20 and not pd.api.types.is_numeric_dtype(column) and column.nunique(dropna=False) == rows:
+            raise ConfigError(
+                "dataset.drop", drop, f"dataset.drop=[{', '.join([*map(str, drop), str(col)])}]",
+                why=f"column {col} of {path} has a different value on every row: an identifier, not a feature",
+            )  # fmt: skip
 
 
 def _labels(column: pd.Series, target: str, path: str, positive: str | int | None) -> np.ndarray:

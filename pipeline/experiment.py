@@ -30,7 +30,7 @@ from pipeline.paths import CONF_DIR
 log = logging.getLogger(__name__)
 
 #: Keys of an option node that describe it rather than being constructor arguments.
-META_KEYS = ("name", "scale", "needs", "kind")
+META_KEYS = ("name", "scale", "needs", "kind", "prior_known")
 
 
 @dataclass
@@ -97,7 +97,15 @@ def config_hash(cfg: DictConfig) -> str:
 
 def check_compatible(cfg: DictConfig) -> None:
     """Refuse, from the config alone, a fix that needs a kind of model (``fix.needs``) that the
-    run's model is not (``model.kind``): focal_loss and balanced_batches train torch models."""
+    run's model is not (``model.kind``): focal_loss and balanced_batches train torch models; and
+    prior correction for a model whose training prior is unknown (``model.prior_known: false``),
+    where it would report a correction and change nothing."""
+    if cfg.calibration.get("method") == "prior_correction" and cfg.model.get("prior_known") is False:
+        model = cfg.model.name
+        raise Refused(
+            "calibration", cfg.calibration.name, f"calibration=platt or calibration=isotonic with model={model}",
+            why=f"the prior model={model} learns under is not known, so there is nothing to correct",
+        )  # fmt: skip
     needs = cfg.fix.get("needs")
     if needs and cfg.model.get("kind") != needs:
         fitting = ", ".join(f"model={m}" for m in models_of_kind(str(needs))) or f"a model of kind {needs}"

@@ -15,6 +15,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline import app
@@ -93,6 +95,17 @@ CASES = [
      ["dataset=table", "dataset.path={cats}", "dataset.target=y", "fix=borderline_smote"], "fix=borderline_smote"),
     ("tomek links on categorical columns",
      ["dataset=table", "dataset.path={cats}", "dataset.target=y", "fix=tomek_links"], "fix=tomek_links"),
+    ("numbers with junk strings", ["dataset=table", "dataset.path={junk}", "dataset.target=y"], "not numbers"),
+    ("identifier column", ["dataset=table", "dataset.path={ids}", "dataset.target=y"], "dataset.drop"),
+    ("duplicate column names", ["dataset=table", "dataset.path={dups}", "dataset.target=y"], "dataset.path"),
+    ("target as a subgroup", ["dataset=table", "dataset.path={ok}", "dataset.target=y", "dataset.group=[y]"],
+     "dataset.group=y"),
+    ("target dropped", ["dataset=table", "dataset.path={ok}", "dataset.target=y", "dataset.drop=[y]"],
+     "dataset.drop=y"),
+    ("appended top-level key", ["+foo=1"], "+foo=1"),
+    ("appended model key", ["++model.depth=3"], "++model.depth=3"),
+    ("prior correction on rusboost", ["model=rusboost", "calibration=prior_correction"],
+     "calibration=prior_correction"),
 ]  # fmt: skip
 
 
@@ -111,11 +124,15 @@ def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "nan": good.assign(a=good.a.where(rng.random(n) > 0.1)),
         "empty": good.iloc[:0],
         "cats": good.assign(c=rng.choice(["x", "y", "z"], n)),
+        "junk": good.assign(a=good.a.round(4).astype(str).where(rng.random(n) > 0.004, "?")),
+        "ids": good.assign(customer=[f"c{i:05d}" for i in range(n)]),
     }
     paths = {}
     for name, frame in frames.items():
         paths[name] = str(tmp / f"{name}.csv")
         frame.to_csv(paths[name], index=False)
+    paths["dups"] = str(tmp / "dups.csv")
+    good.rename(columns={"b": "a"}).to_csv(paths["dups"], index=False)  # header a,a,y
     paths["garbage"] = str(tmp / "garbage.csv")
     Path(paths["garbage"]).write_bytes(b"\x00\xff\xfe not a table \x00" * 50)
     return paths
@@ -129,6 +146,7 @@ def outcome(overrides: list[str]) -> tuple[int, str]:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             small = [] if any(o.startswith("dataset=") for o in overrides) else SMALL  # blobs2d's keys
             cfg = compose("config", overrides=["hydra.callbacks={}", *QUICK, *small, *overrides])
+            app.check_overrides(overrides)  # the CLI reads them from HydraConfig
             app.check_run_config(cfg)
             app.run_job(cfg)
     except (ConfigError, HydraException, OmegaConfBaseException) as err:
@@ -168,3 +186,44 @@ def test_the_cli_agrees(overrides: list[str], tmp_path: Path) -> None:
 def _no_hydra_left() -> Iterator[None]:
     yield
     GlobalHydra.instance().clear()
+
+
+def test_junk_cells_with_impute_become_missing_and_are_counted(tables: dict[str, str]) -> None:
+    from pipeline import datasets
+
+    with pytest.warns(UserWarning, match=r"column a of .* holds \d+ cells that are not numbers \('\?'\)"):
+        loaded = datasets.table(path=tables["junk"], target="y", impute="median")
+    assert pd.api.types.is_float_dtype(loaded.X["a"]) and loaded.categorical == []
+    raw = pd.read_csv(tables["junk"], dtype=str)["a"]
+    assert int(loaded.X["a"].isna().sum()) == int((raw == "?").sum()) > 0
+
+
+CELLS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.integers(-3, 3),
+    st.sampled_from(["", "?", "n/a", "x", "1e400", "0,5", "\u00e9", " "]),
+    st.none(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.integers(0, 40),
+    columns=st.lists(st.sampled_from(["a", "b", "y", "id", ""]), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_random_malformed_tables_never_give_a_traceback(
+    tmp_path: Path, rows: int, columns: list[str], data: st.DataObject
+) -> None:
+    """Whatever the file holds, the run either goes ahead or ends with the one line (exit 2)."""
+    body = [[data.draw(CELLS) for _ in columns] for _ in range(rows)]
+    if rows and "y" in columns and data.draw(st.booleans()):  # often a usable binary target
+        j = columns.index("y")
+        for i, row in enumerate(body):
+            row[j] = i % 2
+    path = tmp_path / "t.csv"
+    lines = [",".join(columns)] + [",".join("" if v is None else str(v) for v in row) for row in body]
+    path.write_text("\n".join(lines) + "\n")
+    status, line = outcome(["dataset=table", f"dataset.path={path}", "dataset.target=y", "split.min_positives=1"])
+    assert status in (0, 2), line
+    assert "\n" not in line
