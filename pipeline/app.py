@@ -436,6 +436,8 @@ def _one_line(err: BaseException) -> str:
     if isinstance(cause, OmegaConfBaseException) and cause.full_key:
         return _omegaconf_line(err, cause)
     text = str(err).strip()
+    if "pipeline.tracking" in sys.modules:
+        text = sys.modules["pipeline.tracking"].short(text)
     return text.splitlines()[0] if text else type(err).__name__
 
 
@@ -473,9 +475,12 @@ def main() -> None:
         if isinstance(err, SweepRefused):
             err = err.error
         if isinstance(err, KeyboardInterrupt) or interrupts.received():
+            if "pipeline.tracking" in sys.modules:
+                sys.modules["pipeline.tracking"].fail_fast()
             _end_open_runs("KILLED", "interrupted")
             if "pipeline.tracking" in sys.modules:
-                sys.modules["pipeline.tracking"].end_orphans()
+                with contextlib.suppress(Exception):  # a store that is gone: the next start reconciles
+                    sys.modules["pipeline.tracking"].end_orphans()
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))

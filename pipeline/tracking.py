@@ -353,7 +353,13 @@ def track(
     with _ending(client, run_id):
         client.log_batch(run_id, params=_params(flatten(cfg)))
         result = job()
-        _log_result(client, run_id, cfg, result, describe(result), info.artifact_uri)
+        note = describe(result)
+        try:
+            _log_result(client, run_id, cfg, result, note, info.artifact_uri)
+        except Exception as err:  # the store went away (or refused): what the job computed is kept
+            from pipeline import relog
+
+            raise relog.keep(run_id, experiment_name(cfg), uri, cfg, result, note, err) from err
     return result
 
 
@@ -368,8 +374,6 @@ def _requirements() -> tuple[str, ...]:
 def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
     from mlflow.entities import Metric, RunTag
 
-    from pipeline import plots
-
     now = int(time.time() * 1000)
     metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()]
     tags = {**result.info, "mlflow.note.content": note}
@@ -379,14 +383,21 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
     local = _local_artifact_dir(artifact_uri)
     with tempfile.TemporaryDirectory() as tmp:
         out = local or Path(tmp)  # a local artifact store is written in place, not copied into
-        plots.write_all(result.curves, out)
-        (out / "predictions").mkdir(parents=True, exist_ok=True)
-        result.predictions.to_parquet(out / "predictions" / "test.parquet")
-        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        if cfg.tracking.log_model:
-            _save_model(result.model, out / "model", result.example)
+        write_artifacts(out, cfg, result)
         if local is None:
             client.log_artifacts(run_id, str(out))
+
+
+def write_artifacts(out: Path, cfg: DictConfig, result: Any) -> None:
+    """A run's files: plots, curves, the prediction table, its config and (``log_model``) its model."""
+    from pipeline import plots
+
+    plots.write_all(result.curves, out)
+    (out / "predictions").mkdir(parents=True, exist_ok=True)
+    result.predictions.to_parquet(out / "predictions" / "test.parquet")
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if cfg.tracking.log_model:
+        _save_model(result.model, out / "model", result.example)
 
 
 def _local_artifact_dir(uri: str) -> Path | None:
@@ -471,12 +482,36 @@ class _ending:
         with interrupts.shielded():
             if kind is None:
                 self.client.set_terminated(self.run_id, "FINISHED")
-            elif issubclass(kind, (KeyboardInterrupt, SystemExit)) or interrupts.received():
-                self.client.set_terminated(self.run_id, "KILLED")
-            else:
-                self.client.set_tag(self.run_id, "error", one_line(err))
-                self.client.set_terminated(self.run_id, "FAILED")
+            else:  # the error on its way out is the one to report, even if the store is gone too
+                if issubclass(kind, (KeyboardInterrupt, SystemExit)) or interrupts.received():
+                    _end_quietly(self.client, self.run_id, "KILLED", "")
+                else:
+                    _end_quietly(self.client, self.run_id, "FAILED", one_line(err))
             _open_runs.pop(self.run_id, None)
+
+
+def _end_quietly(client: Any, run_id: str, status: str, error: str) -> None:
+    """End a run, or say in one line that the store would not (the next start reconciles it)."""
+    try:
+        if error:
+            client.set_tag(run_id, "error", error)
+        client.set_terminated(run_id, status)
+    except Exception as err:
+        text = short(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
+        print(f"could not end run {run_id} {status} ({text}); the next start ends it", file=sys.stderr)
+
+
+_API_ERROR = re.compile(r"API request to (?P<server>https?://[^/]+)\S* failed with exception")
+_CAUSES = ("Connection refused", "Read timed out", "Name or service not known", "Max retries exceeded")
+
+
+def short(text: str) -> str:
+    """MLflow's account of a request the server never answered, in a few words."""
+    found = _API_ERROR.search(text)
+    cause = next((c for c in _CAUSES if c in text), None)
+    if not found or cause is None:
+        return text
+    return f"the tracking server {masked(found['server'])} did not answer ({cause}, after the bounded retries)"
 
 
 def one_line(err: BaseException | None) -> str:
@@ -484,7 +519,7 @@ def one_line(err: BaseException | None) -> str:
     from pipeline.errors import ConfigError
 
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return text if isinstance(err, ConfigError) else f"{type(err).__name__}: {text}"
+    return text if isinstance(err, ConfigError) else f"{type(err).__name__}: {short(text)}"
 
 
 def open_parent(cfg: DictConfig, name: str, note: str) -> str:
@@ -530,9 +565,13 @@ def end_open_runs(status: str, error: str) -> None:
     """End every run this process left open (an interrupted or failed sweep's parent)."""
     with interrupts.shielded():
         for run_id, uri in list(_open_runs.items()):
-            client = _client(uri)
-            if error:
-                client.set_tag(run_id, "error", error)
-            client.set_terminated(run_id, status)
+            _end_quietly(_client(uri), run_id, status, error)
             _open_runs.pop(run_id, None)
         os.environ.pop(PARENT_ENV, None)
+
+
+def fail_fast() -> None:
+    """After an interrupt: a store that does not answer gets one try of 5 s per call, not retries."""
+    os.environ.update(
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0"
+    )

@@ -4,6 +4,7 @@ joblib launcher, a full disk, a read-only store, and credentials in the tracking
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -183,3 +184,69 @@ def test_credentials_in_the_tracking_uri_are_written_nowhere(
         assert [p for p in artifacts.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
     leaf = next(r for r in runs if r.data.tags.get("sweep") != "true")
     assert leaf.data.params["tracking.uri"] == postgres_server.url
+
+
+def _mlflow_server(store: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]:
+    mlflow = Path(sys.executable).with_name("mlflow")
+    cmd = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1", "--port",
+           str(port), "--artifacts-destination", str(cwd / "artifacts")]  # fmt: skip
+    log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 (the server keeps writing to it)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    from pipeline.ui import wait_healthy
+
+    wait_healthy(f"http://127.0.0.1:{port}", proc, cwd / f"server-{port}.log", 90)
+    return proc
+
+
+def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(tmp_path: Path) -> None:
+    """The server is killed while a job computes: that job's results are kept in unlogged/, the
+    remaining jobs fail within the bounded retries, and ``pipeline.relog`` logs the kept results
+    into the same run once the server is back."""
+    from mlflow import MlflowClient
+
+    from tests.conftest import free_port
+
+    store, port = tmp_path / "server.db", free_port()
+    tracking.client_for(f"sqlite:///{store}")  # made once, first (see tracking._open_sqlite)
+    srv = _mlflow_server(store, port, tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    c = MlflowClient(url)
+    started = time.time()
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none,class_weight", "tracking=server",
+         f"tracking.uri={url}", "dataset.n_samples=60000", "metrics.n_boot=0", "tracking.log_model=false",
+         "study=down", f"hydra.sweep.dir={tmp_path}/s"],
+        cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while time.time() - started < 300:  # the first job's run is open and its params are in
+            found = c.get_experiment_by_name("down")
+            running = [] if found is None else c.search_runs([found.experiment_id], "attributes.status = 'RUNNING'")
+            if any("fix.name" in r.data.params for r in running if "mlflow.parentRunId" in r.data.tags):
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(srv.pid, signal.SIGKILL)
+        srv.wait()
+    killed = time.time()
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 1, err[-3000:]
+    assert time.time() - killed < 120  # two jobs' bounded retries, not minutes each
+    (kept,) = tmp_path.glob("s/*/unlogged/run.json")
+    record = json.loads(kept.read_text())
+    assert record["params"]["fix.name"] == "smote" and 0 < record["metrics"]["test/pr_auc"] < 1
+    assert f"kept in {kept.parent}: python -m pipeline.relog {kept.parent}" in err
+
+    srv = _mlflow_server(store, port, tmp_path)  # the server is back, on the same store
+    try:
+        done = subprocess.run([sys.executable, "-m", "pipeline.relog", str(tmp_path / "s")], cwd=REPO_ROOT,
+                              env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        run = c.get_run(record["run_id"])  # the same run, completed
+        assert run.info.status == "FINISHED" and run.data.tags["relogged"] == "true"
+        assert run.data.metrics == pytest.approx(record["metrics"])
+        assert {"predictions", "plots", "config.yaml"} <= {a.path for a in c.list_artifacts(run.info.run_id)}
+        assert not kept.parent.exists()
+    finally:
+        os.killpg(srv.pid, signal.SIGKILL)
+        srv.wait()

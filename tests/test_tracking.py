@@ -179,7 +179,7 @@ def test_a_sweep_refuses_torch_only_fixes_with_logreg_before_any_run_starts(cli:
     lines = done.stderr.splitlines()
     first = lines.index("refused before any run starts: 2 of 4 jobs")
     refused = lines[first + 1 : first + 3]
-    assert all("model=logreg (1 job(s)): fix=" in line and "accepted: model=mlp with fix=" in line for line in refused)
+    assert all("model=logreg calibration=none (1 job(s)): fix=" in line and "accepted: model=mlp with fix=" in line for line in refused)
     assert {"balanced_batches", "focal_loss"} == {line.split("fix=")[1].split(" ")[0] for line in refused}
     assert "2 finished, 0 failed, 2 refused" in done.stdout
     c = client(store)
