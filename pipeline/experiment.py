@@ -85,7 +85,9 @@ def library_error(err: Exception, built: dict[str, Any]) -> Exception:
     by_owner = [g for g, obj in built.items() if type(obj).__name__ == owner]
     by_key = [g for g, obj in built.items() if key in obj.get_params(deep=False)]
     group = (by_owner or by_key or [owner])[0]
-    return ConfigError(f"{group}.{key}", found["value"].strip("'\""), found["accepted"])
+    # the libraries print sets of strings in hash order, which changes from one process to the next
+    accepted = re.sub(r"\{('[^{}]*')\}", lambda m: "{" + ", ".join(sorted(m[1].split(", "))) + "}", found["accepted"])
+    return ConfigError(f"{group}.{key}", found["value"].strip("'\""), accepted)
 
 
 def config_hash(cfg: DictConfig) -> str:

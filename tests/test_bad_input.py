@@ -4,6 +4,7 @@ names the key (and the value), exit status 2, and no traceback. Composed and run
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -111,8 +112,11 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return write_tables(tmp_path_factory.mktemp("tables"))
+
+
+def write_tables(tmp: Path) -> dict[str, str]:
     """Small CSV files, good and bad, named by the placeholders of ``CASES``."""
-    tmp = tmp_path_factory.mktemp("tables")
     rng = np.random.default_rng(0)
     n = 3000
     y = (rng.random(n) < 0.2).astype(int)
@@ -158,11 +162,17 @@ def outcome(overrides: list[str]) -> tuple[int, str]:
     return 0, ""
 
 
+@functools.cache
+def case_outcome(overrides: tuple[str, ...], tables: tuple[tuple[str, str], ...]) -> tuple[int, str]:
+    """``outcome`` of a catalogue case, once per test session (the README's table reuses it)."""
+    return outcome([o.format(**dict(tables)) for o in overrides])
+
+
 @pytest.mark.parametrize(("case", "overrides", "key"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_naming_the_key(
     tables: dict[str, str], case: str, overrides: list[str], key: str
 ) -> None:
-    status, line = outcome([o.format(**tables) for o in overrides])
+    status, line = case_outcome(tuple(overrides), tuple(tables.items()))
     assert status == 2, line
     assert key in line and "\n" not in line and "Traceback" not in line
     assert "accepted" in line or "not an option" in line or "not a config key" in line, line
@@ -212,6 +222,10 @@ CELLS = st.one_of(
     columns=st.lists(st.sampled_from(["a", "b", "y", "id", ""]), min_size=1, max_size=4),
     data=st.data(),
 )
+@pytest.mark.fault(
+    "random malformed tables (hypothesis: junk cells, inf, empty names, few rows)",
+    "exit 0 or exit 2 with one line, never a traceback",
+)
 def test_random_malformed_tables_never_give_a_traceback(
     tmp_path: Path, rows: int, columns: list[str], data: st.DataObject
 ) -> None:
@@ -227,3 +241,10 @@ def test_random_malformed_tables_never_give_a_traceback(
     status, line = outcome(["dataset=table", f"dataset.path={path}", "dataset.target=y", "split.min_positives=1"])
     assert status in (0, 2), line
     assert "\n" not in line
+
+
+def test_the_readme_reliability_table_is_generated_from_these_tests(tables: dict[str, str]) -> None:
+    """``python -m tests.reliability`` writes it; a case or fault test added without it fails here."""
+    from tests import reliability
+
+    assert reliability.current_block() == reliability.render(tables), "run: python -m tests.reliability"

@@ -132,6 +132,10 @@ class _Crafted:
         return os.system, (f"touch {self.marker}",)
 
 
+@pytest.mark.fault(
+    "a crafted pickle in place of the DVC model file",
+    "evaluate exits 2 with one line, never unpickles it (the code in it does not run), writes nothing",
+)
 def test_evaluate_refuses_a_model_file_the_train_stage_did_not_write(repo: tuple[Path, Run]) -> None:
     """Trust boundary: a replaced ``model.joblib`` is never unpickled (it would run code)."""
     import pickle

@@ -39,6 +39,14 @@ def _alive(pid: int) -> bool:
     return tracking._process_start(pid) != ""
 
 
+@pytest.mark.fault(
+    "SIGTERM, and `kill -9`, to a joblib sweep (2 workers)",
+    (
+        "SIGTERM: exit 130, every run FINISHED or KILLED, none RUNNING, no worker left. `kill -9`: "
+        "workers end their runs KILLED within seconds, start no further job and exit; the next start "
+        "ends the parent KILLED"
+    ),
+)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
 def test_joblib_workers_end_their_runs_and_die_with_the_sweep(tmp_path: Path, sig: signal.Signals) -> None:
     """SIGTERM: every run of every worker ends KILLED, none RUNNING. ``kill -9`` of the sweep's
@@ -101,6 +109,10 @@ def _tmpfs(size: str) -> Iterator[Path]:
         where.rmdir()
 
 
+@pytest.mark.fault(
+    "outputs and artifacts on a full disk (300 kB tmpfs), single run and sweep",
+    "exit 1, one line (`error: disk full ...`), every run FAILED, none RUNNING",
+)
 @pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
 def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: bool) -> None:
     """Outputs and artifacts on a full disk (a 300 kB tmpfs), the store elsewhere."""
@@ -123,6 +135,10 @@ def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: b
     assert statuses["FAILED"] >= 1 and set(statuses) == {"FAILED"}, statuses
 
 
+@pytest.mark.fault(
+    "the SQLite store on a read-only file system",
+    "exit 2 within seconds, one line naming `tracking.uri`, no job started, the store unchanged",
+)
 def test_a_read_only_store_is_refused_before_any_job(tmp_path: Path) -> None:
     with _tmpfs("20m") as disk:
         store = disk / "mlflow.db"
@@ -149,6 +165,16 @@ def test_a_read_only_store_is_refused_before_any_job(tmp_path: Path) -> None:
 SECRET = "s3cr3t-t0ken"
 
 
+@pytest.mark.fault(
+    (
+        "`user:password@` in `tracking.uri` (argument, `MLFLOW_TRACKING_URI`, sweep) against the "
+        "PostgreSQL-backed server"
+    ),
+    (
+        "the password is in no file the run writes (Hydra's included), no param, tag or artifact, not on "
+        "stdout or stderr"
+    ),
+)
 @pytest.mark.parametrize("how", ["argument", "environment", "sweep"])
 def test_credentials_in_the_tracking_uri_are_written_nowhere(
     postgres_server: server.Server, tmp_path: Path, how: str
@@ -198,6 +224,13 @@ def _mlflow_server(store: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]
     return proc
 
 
+@pytest.mark.fault(
+    "the tracking server killed while a job computes",
+    (
+        "remaining jobs FAILED in bounded time (one line each); the job's results kept in `unlogged/`; "
+        "`python -m pipeline.relog` completes the same run FINISHED once the server is back"
+    ),
+)
 def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(tmp_path: Path) -> None:
     """The server is killed while a job computes: that job's results are kept in unlogged/, the
     remaining jobs fail within the bounded retries, and ``pipeline.relog`` logs the kept results

@@ -36,6 +36,13 @@ def _leaves(store: Path, name: str) -> list:  # type: ignore[type-arg]
     ]
 
 
+@pytest.mark.fault(
+    "`kill -9` of a sweep",
+    (
+        "the next start ends the dead runs KILLED (`reconciled=true`); `resume=true` keeps the FINISHED "
+        "jobs, one FINISHED run per job"
+    ),
+)
 def test_resume_after_kill_9_keeps_finished_jobs_and_reconciles_the_dead(tmp_path: Path) -> None:
     store = tmp_path / "mlflow.db"
     where = [f"tracking.uri=sqlite:///{store}"]
@@ -92,6 +99,10 @@ def test_runs_of_other_code_are_reused_only_with_any_code() -> None:
     )
 
 
+@pytest.mark.fault(
+    "RUNNING runs of dead and of live processes",
+    "only the dead processes' runs are ended",
+)
 def test_reconcile_ends_dead_processes_runs_and_never_a_live_one(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     c = tracking.client_for(uri)
@@ -115,6 +126,10 @@ def _integrity(store: Path) -> tuple[str, str]:
         return db.execute("PRAGMA integrity_check").fetchone()[0], db.execute("PRAGMA journal_mode").fetchone()[0]
 
 
+@pytest.mark.fault(
+    "8 joblib workers on a store that does not exist yet",
+    "all runs FINISHED, the store intact (WAL)",
+)
 def test_eight_joblib_workers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
     store = tmp_path / "fresh" / "mlflow.db"
     done = _pipeline("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8",
@@ -127,6 +142,10 @@ def test_eight_joblib_workers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> N
     assert _integrity(store) == ("ok", "wal")
 
 
+@pytest.mark.fault(
+    "8 processes started at once on a store that does not exist yet (`slow`)",
+    "all 8 runs FINISHED, `PRAGMA integrity_check` ok",
+)
 @pytest.mark.slow  # 8 cold starts of the CLI on 2 cores (about 40 s)
 def test_eight_processes_starting_at_once_on_a_fresh_store(tmp_path: Path) -> None:
     store = tmp_path / "fresh" / "mlflow.db"
@@ -200,6 +219,10 @@ def test_sweep_into_mlflow_server_on_postgresql(postgres_server: server.Server, 
     assert not (tmp_path / "mlflow.db").exists() and not (REPO_ROOT / "served_pg").exists()
 
 
+@pytest.mark.fault(
+    "nothing listening at the tracking server's address",
+    "exit 2 within seconds, one line, no job started, the URI's password not printed",
+)
 @pytest.mark.parametrize("sweep", [False, True])
 def test_an_unreachable_server_is_refused_before_any_job(tmp_path: Path, sweep: bool) -> None:
     started = time.time()

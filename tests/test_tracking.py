@@ -179,7 +179,10 @@ def test_a_sweep_refuses_torch_only_fixes_with_logreg_before_any_run_starts(cli:
     lines = done.stderr.splitlines()
     first = lines.index("refused before any run starts: 2 of 4 jobs")
     refused = lines[first + 1 : first + 3]
-    assert all("model=logreg calibration=none (1 job(s)): fix=" in line and "accepted: model=mlp with fix=" in line for line in refused)
+    assert all(
+        "model=logreg calibration=none (1 job(s)): fix=" in line and "accepted: model=mlp with fix=" in line
+        for line in refused
+    )
     assert {"balanced_batches", "focal_loss"} == {line.split("fix=")[1].split(" ")[0] for line in refused}
     assert "2 finished, 0 failed, 2 refused" in done.stdout
     c = client(store)
@@ -198,6 +201,10 @@ def test_a_torch_only_fix_alone_with_logreg_exits_2_and_opens_no_run(cli: Cli, t
     assert _statuses(tmp_path / "mlflow.db") == []  # no run was opened
 
 
+@pytest.mark.fault(
+    "SIGTERM to a sweep (basic launcher)",
+    "exit 130, runs KILLED or FINISHED, none RUNNING",
+)
 def test_sigterm_ends_every_run_killed_never_running(cli: Cli, tmp_path: Path) -> None:
     store = tmp_path / "mlflow.db"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
