@@ -115,10 +115,17 @@ def split(data: Dataset, calib: float, test: float, seed: int) -> Splits:
     if not (0 < calib < 1 and 0 < test < 1 and calib + test < 1):
         raise ConfigError("split.calib+split.test", f"{calib}+{test}", "two fractions in (0, 1) whose sum is below 1")
     rows = np.arange(len(data.y))
-    rest, test_rows = train_test_split(rows, test_size=test, stratify=data.y, random_state=seed)
-    train_rows, calib_rows = train_test_split(
-        rest, test_size=calib / (1 - test), stratify=data.y[rest], random_state=seed
-    )
+    try:
+        rest, test_rows = train_test_split(rows, test_size=test, stratify=data.y, random_state=seed)
+        train_rows, calib_rows = train_test_split(
+            rest, test_size=calib / (1 - test), stratify=data.y[rest], random_state=seed
+        )
+    except ValueError as err:  # too few rows of a class to put some in every part
+        positives = int(np.sum(data.y))
+        raise ConfigError(
+            "imbalance.positive_rate", None, "data with enough rows of each class for stratified train, calib and "
+            "test parts", why=f"{positives} positives, {len(data.y) - positives} negatives: {str(err).split('.')[0]}",
+        ) from None  # fmt: skip
     parts = [data.take(np.sort(r)) for r in (train_rows, calib_rows, test_rows)]
     return Splits(parts[0], parts[1], parts[2], fingerprint=fingerprint(parts))
 

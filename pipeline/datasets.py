@@ -136,9 +136,12 @@ def table(
     for col in categorical or []:
         if col not in features.columns:
             raise ConfigError("dataset.categorical", col, f"a feature column: {', '.join(map(str, features.columns))}")
+    if features.shape[1] == 0:
+        raise ConfigError("dataset.path", path, "a table with a feature column besides the target", why="it has none")
     features = _numbers_with_junk(features, path, impute, categorical or [])
     _check_identifiers(features, path, drop)
     _check_missing(features, path, impute)
+    _check_finite(features, path)
     cats = list(categorical) if categorical is not None else [
         str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
     ]  # fmt: skip
@@ -245,4 +248,15 @@ def _check_missing(features: pd.DataFrame, path: str, impute: str | None) -> Non
         raise ConfigError(
             "dataset.impute", None, "median, mean or most_frequent (fitted on train), or a file without gaps",
             why=f"{path} column {col} has {int(counts.max())} missing values",
+        )  # fmt: skip
+
+
+def _check_finite(features: pd.DataFrame, path: str) -> None:
+    numeric = features.select_dtypes("number")
+    infinite = np.isinf(numeric.to_numpy(dtype=float)).sum(axis=0) if numeric.shape[1] else np.zeros(0)
+    if infinite.any():
+        col = numeric.columns[int(np.argmax(infinite))]
+        raise ConfigError(
+            "dataset.path", path, "finite numbers (leave a cell empty for a missing value and set dataset.impute)",
+            why=f"column {col} has {int(infinite.max())} infinite values",
         )  # fmt: skip
