@@ -56,6 +56,8 @@ def task(cfg: DictConfig) -> float | None:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
         with contextlib.suppress(OSError):  # a full disk: the store has the run's status
             _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
+        if multirun and cfg.tracking.get("on_unreachable") == "stop" and _store_gone(err):
+            raise StopSweep(_one_line(err)) from err
         if multirun and isinstance(err, Refused):
             return None  # said before the sweep started (SweepCallback.on_multirun_start)
         if multirun:
@@ -111,6 +113,8 @@ def check_run_config(cfg: DictConfig) -> None:
     resume.mode(cfg)
     if cfg.tracking.enabled:
         tracking.check_uri(cfg.tracking.uri)
+    if cfg.tracking.get("on_unreachable", "continue") not in ("continue", "stop"):
+        raise ConfigError("tracking.on_unreachable", cfg.tracking.on_unreachable, "continue or stop")
     if HydraConfig.initialized():
         check_overrides(list(HydraConfig.get().overrides.task))
 
@@ -197,6 +201,17 @@ def _ui_hint(cfg: DictConfig) -> str:
         f"Open the MLflow UI: {mlflow} ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000\n"
         f"  then {ui_url('http://127.0.0.1:5000', experiment)}"
     )
+
+
+def _store_gone(err: BaseException) -> bool:
+    """Whether a job failed because the tracking store stopped answering."""
+    from pipeline import relog, tracking
+
+    return isinstance(err, relog.Unlogged) or tracking.short(str(err)) != str(err)
+
+
+class StopSweep(BaseException):
+    """The store stopped answering and ``tracking.on_unreachable=stop``: no further job starts."""
 
 
 class SweepRefused(BaseException):
@@ -474,6 +489,11 @@ def main() -> None:
             progress.close()
         if isinstance(err, SweepRefused):
             err = err.error
+        if isinstance(err, StopSweep):
+            sys.modules["pipeline.tracking"].fail_fast()
+            _end_open_runs("FAILED", f"sweep stopped: {err}")
+            print(f"error: {err}; the sweep stopped (tracking.on_unreachable=stop)", file=sys.stderr)
+            sys.exit(1)
         if isinstance(err, KeyboardInterrupt) or interrupts.received():
             if "pipeline.tracking" in sys.modules:
                 sys.modules["pipeline.tracking"].fail_fast()

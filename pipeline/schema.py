@@ -36,6 +36,8 @@ class TrackingConf:
     uri: str | None = None
     experiment: str | None = None
     log_model: bool = True
+    #: When the store stops answering mid-sweep: go on with the next job, or stop the sweep.
+    on_unreachable: str = "continue"
 
 
 @dataclass

@@ -231,10 +231,12 @@ def _mlflow_server(store: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]
         "`python -m pipeline.relog` completes the same run FINISHED once the server is back"
     ),
 )
-def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize("then", ["continue", pytest.param("stop", marks=pytest.mark.slow)])
+def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(tmp_path: Path, then: str) -> None:
     """The server is killed while a job computes: that job's results are kept in unlogged/, the
-    remaining jobs fail within the bounded retries, and ``pipeline.relog`` logs the kept results
-    into the same run once the server is back."""
+    remaining jobs fail within the bounded retries (or, with ``tracking.on_unreachable=stop``,
+    none starts), and ``pipeline.relog`` logs the kept results into the same run once the server
+    is back."""
     from mlflow import MlflowClient
 
     from tests.conftest import free_port
@@ -248,7 +250,7 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     sweep = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none,class_weight", "tracking=server",
          f"tracking.uri={url}", "dataset.n_samples=60000", "metrics.n_boot=0", "tracking.log_model=false",
-         "study=down", f"hydra.sweep.dir={tmp_path}/s"],
+         "study=down", f"tracking.on_unreachable={then}", f"hydra.sweep.dir={tmp_path}/s"],
         cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -269,6 +271,11 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     record = json.loads(kept.read_text())
     assert record["params"]["fix.name"] == "smote" and 0 < record["metrics"]["test/pr_auc"] < 1
     assert f"kept in {kept.parent}: python -m pipeline.relog {kept.parent}" in err
+    records = list(tmp_path.glob("s/*/result.json"))
+    if then == "stop":
+        assert len(records) == 1 and err.rstrip().endswith("the sweep stopped (tracking.on_unreachable=stop)")
+    else:
+        assert len(records) == 3
 
     srv = _mlflow_server(store, port, tmp_path)  # the server is back, on the same store
     try:
