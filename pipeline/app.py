@@ -56,7 +56,7 @@ def task(cfg: DictConfig) -> float | None:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
         with contextlib.suppress(OSError):  # a full disk: the store has the run's status
             _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
-        if multirun and cfg.tracking.get("on_unreachable") == "stop" and _store_gone(err):
+        if _store_gone(err) and multirun and cfg.tracking.get("on_unreachable") == "stop":
             raise StopSweep(_one_line(err)) from err
         if multirun and isinstance(err, Refused):
             return None  # said before the sweep started (SweepCallback.on_multirun_start)
@@ -207,7 +207,7 @@ def _store_gone(err: BaseException) -> bool:
     """Whether a job failed because the tracking store stopped answering."""
     from pipeline import relog, tracking
 
-    return isinstance(err, relog.Unlogged) or tracking.short(str(err)) != str(err)
+    return isinstance(err, relog.Unlogged) or tracking.unreachable(err)
 
 
 class StopSweep(BaseException):

@@ -43,6 +43,7 @@ def keep(
     naming the folder, or ``err`` itself if even the folder cannot be written (a full disk)."""
     from pipeline import tracking
 
+    tracking.unreachable(err)  # later calls to a server that is gone get one try each
     where = _job_folder() / FOLDER
     part = where.with_name(FOLDER + ".part")
     try:

@@ -497,6 +497,7 @@ def _end_quietly(client: Any, run_id: str, status: str, error: str) -> None:
             client.set_tag(run_id, "error", error)
         client.set_terminated(run_id, status)
     except Exception as err:
+        unreachable(err)
         text = short(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
         print(f"could not end run {run_id} {status} ({text}); the next start ends it", file=sys.stderr)
 
@@ -512,6 +513,16 @@ def short(text: str) -> str:
     if not found or cause is None:
         return text
     return f"the tracking server {masked(found['server'])} did not answer ({cause}, after the bounded retries)"
+
+
+def unreachable(err: BaseException) -> bool:
+    """Whether ``err`` says the tracking server did not answer. If so, the breaker trips: this
+    process's later requests get one try each (``fail_fast``), so that ending its runs and
+    reporting the sweep do not each wait out the retries again."""
+    gone = short(str(err)) != str(err)
+    if gone:
+        fail_fast()
+    return gone
 
 
 def one_line(err: BaseException | None) -> str:
@@ -571,7 +582,7 @@ def end_open_runs(status: str, error: str) -> None:
 
 
 def fail_fast() -> None:
-    """After an interrupt: a store that does not answer gets one try of 5 s per call, not retries."""
+    """After an interrupt, or once the server has not answered: one try of 5 s per call, no retries."""
     os.environ.update(
         MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0"
     )

@@ -215,9 +215,10 @@ def test_credentials_in_the_tracking_uri_are_written_nowhere(
 def _mlflow_server(store: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]:
     mlflow = Path(sys.executable).with_name("mlflow")
     cmd = [str(mlflow), "server", "--backend-store-uri", f"sqlite:///{store}", "--host", "127.0.0.1", "--port",
-           str(port), "--artifacts-destination", str(cwd / "artifacts")]  # fmt: skip
+           str(port), "--artifacts-destination", str(cwd / "artifacts"), "--workers", "1"]  # fmt: skip
     log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 (the server keeps writing to it)
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    env = {**_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     from pipeline.ui import wait_healthy
 
     wait_healthy(f"http://127.0.0.1:{port}", proc, cwd / f"server-{port}.log", 90)
@@ -248,8 +249,8 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     c = MlflowClient(url)
     started = time.time()
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none,class_weight", "tracking=server",
-         f"tracking.uri={url}", "dataset.n_samples=60000", "metrics.n_boot=0", "tracking.log_model=false",
+        [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none", "tracking=server",
+         f"tracking.uri={url}", "dataset.n_samples=30000", "metrics.n_boot=0", "tracking.log_model=false",
          "study=down", f"tracking.on_unreachable={then}", f"hydra.sweep.dir={tmp_path}/s"],
         cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -266,7 +267,7 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     killed = time.time()
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1, err[-3000:]
-    assert time.time() - killed < 120  # two jobs' bounded retries, not minutes each
+    assert time.time() - killed < 90  # the bounded retries, not minutes
     (kept,) = tmp_path.glob("s/*/unlogged/run.json")
     record = json.loads(kept.read_text())
     assert record["params"]["fix.name"] == "smote" and 0 < record["metrics"]["test/pr_auc"] < 1
@@ -275,7 +276,7 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     if then == "stop":
         assert len(records) == 1 and err.rstrip().endswith("the sweep stopped (tracking.on_unreachable=stop)")
     else:
-        assert len(records) == 3
+        assert len(records) == 2
 
     srv = _mlflow_server(store, port, tmp_path)  # the server is back, on the same store
     try:
