@@ -4,6 +4,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STORE  := sqlite:///$(CURDIR)/mlflow.db
 PORT   ?= 5000
+# pytest-xdist processes: the tests are mostly real subprocesses, one per core is enough
+TEST_WORKERS ?= 2
 export DVC_NO_ANALYTICS := 1
 
 .PHONY: help run test test-all bench lint ui server server-stop repro params clean
@@ -27,11 +29,11 @@ run: $(STAMP)  ## the seed_demo study: 75 tracked runs, the leaderboard, then th
 	$(PY) -m pipeline experiments=seed_demo
 	$(PY) -m pipeline.explain seed_demo
 
-test: $(STAMP)  ## the default test suite (no slow tests)
-	$(PY) -m pytest -q
+test: $(STAMP)  ## the default test suite (no slow tests), in TEST_WORKERS=2 processes (pytest-xdist)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10
 
 test-all: $(STAMP)  ## every test, slow ones included
-	$(PY) -m pytest -q -m "slow or not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "slow or not slow"
 
 bench: $(STAMP)  ## the six benchmarks (about 15 min): one table of ratios, also in outputs/bench/table.md
 	$(PY) -m benchmarks
