@@ -27,7 +27,7 @@ FOLDER = "unlogged"
 
 
 class Unlogged(RuntimeError):
-    """The store did not take a finished job's results; they are on disk."""
+    """Logging a finished job's results failed; they are on disk."""
 
 
 def _job_folder() -> Path:
@@ -40,7 +40,8 @@ def keep(
     run_id: str, experiment: str, uri: str, cfg: DictConfig, result: Any, note: str, err: BaseException
 ) -> BaseException:
     """Write what the run computed to ``unlogged/`` and return the error to raise: ``Unlogged``
-    naming the folder, or ``err`` itself if even the folder cannot be written (a full disk)."""
+    naming the folder, or ``err`` itself if the folder cannot be written (a full disk, or ``err``
+    came from writing the run's files in the first place)."""
     from pipeline import tracking
 
     tracking.unreachable(err)  # later calls to a server that is gone get one try each
@@ -62,11 +63,11 @@ def keep(
         (part / "run.json").write_text(json.dumps(record, indent=1))
         shutil.rmtree(where, ignore_errors=True)
         part.rename(where)
-    except OSError:
+    except Exception:  # a full disk, or the error was in writing the files themselves
         shutil.rmtree(part, ignore_errors=True)
         return err
     first = tracking.short(str(err).strip().splitlines()[0]) if str(err).strip() else type(err).__name__
-    return Unlogged(f"the store did not take the results ({first}); kept in {where}: python -m pipeline.relog {where}")
+    return Unlogged(f"logging the results failed ({first}); kept in {where}: python -m pipeline.relog {where}")
 
 
 def log(folder: Path, uri: str | None) -> str:
@@ -82,8 +83,7 @@ def log(folder: Path, uri: str | None) -> str:
     try:
         client.get_run(run_id)
     except Exception:  # the store never had it (or lost it): a new run with the same content
-        found = client.get_experiment_by_name(record["experiment"])
-        experiment = found.experiment_id if found else client.create_experiment(record["experiment"])
+        experiment = tracking.experiment_in(client, record["experiment"], uri)
         run_id = client.create_run(experiment, run_name=record["run_name"]).info.run_id
         client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
     for stale in ("error", "reconciled"):  # what the failed or reconciled run said of itself

@@ -284,6 +284,12 @@ def experiment_id(cfg: DictConfig) -> str:
     return prepare(cfg)[1]
 
 
+def experiment_in(client: Any, name: str, uri: str) -> str:
+    """The id of experiment ``name`` in the store at ``uri`` (created, with its artifacts beside a
+    SQLite store, if need be)."""
+    return _experiment_id(client, name, _store_path(uri))
+
+
 def experiment_name(cfg: DictConfig) -> str:
     return str(cfg.tracking.experiment or cfg.study)
 
@@ -564,6 +570,7 @@ def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: 
             tags=[RunTag("mlflow.note.content", note)],
         )
         client.log_artifacts(run_id, str(artifacts))
+    _sweeps[:] = [s for s in _sweeps if s[2] != run_id]
     os.environ.pop(PARENT_ENV, None)
 
 

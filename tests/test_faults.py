@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -291,3 +292,27 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     finally:
         os.killpg(srv.pid, signal.SIGKILL)
         srv.wait()
+
+
+def test_relog_creates_the_run_a_store_never_had_and_refuses_an_empty_path(tmp_path: Path, capsys: Any) -> None:
+    from pipeline import relog
+
+    folder = tmp_path / "job" / relog.FOLDER
+    (folder / "artifacts").mkdir(parents=True)
+    (folder / "artifacts" / "config.yaml").write_text("seed: 3\n")
+    record = {"run_id": "0" * 32, "experiment": "later", "uri": "sqlite:///unused.db",
+              "run_name": "none-logreg-s3", "params": {"seed": "3"}, "metrics": {"test/pr_auc": 0.25},
+              "tags": {"data_fingerprint": "abc"}}  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(record))
+    store = tmp_path / "mlflow.db"
+    relog.main([str(tmp_path), "--tracking-uri", f"sqlite:///{store}"])
+    c = client(store)
+    (run,) = c.search_runs([c.get_experiment_by_name("later").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "none-logreg-s3"
+    assert run.data.params == {"seed": "3"} and run.data.metrics == {"test/pr_auc": 0.25}
+    assert run.data.tags["relogged"] == "true" and run.data.tags["data_fingerprint"] == "abc"
+    assert [a.path for a in c.list_artifacts(run.info.run_id)] == ["config.yaml"]
+    assert not folder.exists() and f"as run {run.info.run_id}" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as ended:
+        relog.main([str(tmp_path)])
+    assert ended.value.code == 2 and "hold no unlogged/run.json" in capsys.readouterr().err
