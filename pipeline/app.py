@@ -335,8 +335,7 @@ class Progress:
             _progress.remove(self)
         self.stop.set()
         self.thread.join()
-        with contextlib.suppress(OSError):
-            self.refresh()
+        self.refresh()
         self.bar.close()
 
 
@@ -495,12 +494,7 @@ def main() -> None:
             print(f"error: {err}; the sweep stopped (tracking.on_unreachable=stop)", file=sys.stderr)
             sys.exit(1)
         if isinstance(err, KeyboardInterrupt) or interrupts.received():
-            if "pipeline.tracking" in sys.modules:
-                sys.modules["pipeline.tracking"].fail_fast()
-            _end_open_runs("KILLED", "interrupted")
-            if "pipeline.tracking" in sys.modules:
-                with contextlib.suppress(Exception):  # a store that is gone: the next start reconciles
-                    sys.modules["pipeline.tracking"].end_orphans()
+            _end_interrupted()
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))
@@ -513,6 +507,19 @@ def main() -> None:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         sys.exit(2)
     _exit_for_failed_jobs()
+
+
+def _end_interrupted() -> None:
+    """End this process's open runs KILLED, then those its launcher's workers left open."""
+    tracking = sys.modules.get("pipeline.tracking")
+    if tracking is None:
+        return
+    tracking.fail_fast()
+    tracking.end_open_runs("KILLED", "interrupted")
+    try:
+        tracking.end_orphans()
+    except Exception as err:  # the store is gone: the next start reconciles the workers' runs
+        print(f"could not end the workers' runs ({_one_line(err)}); the next start ends them", file=sys.stderr)
 
 
 #: What a full disk (or quota, or file size limit) raises.

@@ -273,7 +273,7 @@ def end_orphans(grace: float = 10.0) -> None:
             if waited > grace:
                 for run in alive:
                     sig = signal.SIGTERM if waited < grace + 5 else signal.SIGKILL
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(ProcessLookupError):  # it ended meanwhile
                         os.kill(int(run.data.tags["pid"]), sig)
             time.sleep(0.2)
     _sweeps.clear()
