@@ -36,6 +36,14 @@ def _statuses(store: Path) -> Counter[str]:
         return Counter(dict(db.execute("select status, count(*) from runs group by status").fetchall()))
 
 
+def _children_running(store: Path) -> int:
+    """Jobs' runs RUNNING now (read-only: the store exists by the time jobs have finished)."""
+    query = ("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+             "and t.key = 'mlflow.parentRunId' where r.status = 'RUNNING'")  # fmt: skip
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=20)) as db:
+        return int(db.execute(query).fetchone()[0])
+
+
 def _alive(pid: int) -> bool:
     return tracking._process_start(pid) != ""
 
@@ -63,6 +71,8 @@ def test_joblib_workers_end_their_runs_and_die_with_the_sweep(tmp_path: Path, si
     deadline = time.time() + 300
     while len(list(tmp_path.glob("s/*/result.json"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
+    while not _children_running(store) and time.time() < deadline:  # signal with a worker's run open
+        time.sleep(0.02)
     sweep.send_signal(sig)
     _, err = sweep.communicate(timeout=120)
     assert sweep.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL), err[-2000:]
