@@ -35,8 +35,8 @@ def _key() -> bytes:
     return path.read_bytes().strip()
 
 
-def _signature(path: Path) -> str:
-    return hmac.new(_key(), path.read_bytes(), hashlib.sha256).hexdigest()
+def _signature(content: bytes) -> str:
+    return hmac.new(_key(), content, hashlib.sha256).hexdigest()
 
 
 def _sig_path(path: Path) -> Path:
@@ -48,11 +48,14 @@ def dump(obj: Any, path: Path) -> None:
     import joblib
 
     joblib.dump(obj, path)
-    _sig_path(path).write_text(_signature(path) + "\n")
+    _sig_path(path).write_text(_signature(path.read_bytes()) + "\n")
 
 
 def load(path: Path, key: str = "--model") -> Any:
-    """``joblib.load`` a file ``dump`` wrote with this key; refuse anything else, unread."""
+    """``joblib.load`` a file ``dump`` wrote with this key; refuse anything else, unread. The bytes
+    checked are the bytes loaded: a file swapped after the check is never read."""
+    import io
+
     import joblib
 
     accepted = "a model file written by this project's train stage with this machine's key (see pipeline/trusted.py)"
@@ -61,6 +64,7 @@ def load(path: Path, key: str = "--model") -> Any:
     sig = _sig_path(path)
     if not sig.is_file():
         raise ConfigError(key, path, accepted, why=f"{sig.name} is missing; a pickle runs code when it is loaded")
-    if not hmac.compare_digest(sig.read_text().strip(), _signature(path)):
+    content = path.read_bytes()
+    if not hmac.compare_digest(sig.read_text().strip(), _signature(content)):
         raise ConfigError(key, path, accepted, why=f"its signature in {sig.name} does not match")
-    return joblib.load(path)
+    return joblib.load(io.BytesIO(content))
