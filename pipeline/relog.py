@@ -81,13 +81,13 @@ def log(folder: Path, uri: str | None) -> str:
     client = tracking.client_for(uri)
     run_id = record["run_id"]
     try:
-        client.get_run(run_id)
+        said = client.get_run(run_id).data.tags
     except Exception:  # the store never had it (or lost it): a new run with the same content
         experiment = tracking.experiment_in(client, record["experiment"], uri)
-        run_id = client.create_run(experiment, run_name=record["run_name"]).info.run_id
+        run_id, said = client.create_run(experiment, run_name=record["run_name"]).info.run_id, {}
         client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
     for stale in ("error", "reconciled"):  # what the failed or reconciled run said of itself
-        if stale in client.get_run(run_id).data.tags:
+        if stale in said:
             client.delete_tag(run_id, stale)
     tags = {**record["tags"], "relogged": "true"}
     now = int(time.time() * 1000)

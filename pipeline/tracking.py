@@ -89,7 +89,7 @@ SCHEMES = ("sqlite:///", "http://", "https://", "postgresql://", "postgresql+psy
 
 def masked(uri: str) -> str:
     """``uri`` without the user:password part, for anything that is printed or written."""
-    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", uri)
+    return _USERINFO.sub(r"\1\3", uri)
 
 
 def check_uri(uri: str | None) -> None:
