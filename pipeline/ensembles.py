@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from imblearn.ensemble import EasyEnsembleClassifier
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import check_random_state
@@ -110,3 +111,14 @@ class BalanceCascade(_BalancedEnsemble):
                 self.estimators_[-1].classes_ == self.minority_)[0])]  # fmt: skip
             self.pool_ = self.pool_[np.argsort(-scores, kind="stable")[:keep]]  # the hardest stay
         return rng.choice(self.pool_, size=min(n, len(self.pool_)), replace=False)
+
+
+class EasyEnsemble(EasyEnsembleClassifier):
+    """``fix=easy_ensemble``: imbalanced-learn's EasyEnsemble around the run's model
+    (``estimator``) instead of AdaBoost. Every learner sees a balanced sample, so
+    ``fit_positive_rate_`` is 0.5, the prior that prior correction undoes."""
+
+    def fit(self, X: Any, y: Any, **params: Any) -> EasyEnsemble:
+        super().fit(X, y, **params)
+        self.fit_positive_rate_ = 0.5
+        return self

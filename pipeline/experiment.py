@@ -46,6 +46,8 @@ class RunResult:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     #: A few test rows: the logged model's input example and signature.
     example: pd.DataFrame | None = None
+    #: Per-fold values of a cross-validated run's metrics (``split=cv``): logged as their history.
+    history: dict[str, list[float]] = field(default_factory=dict)
 
     def attach_data(self, splits: data.Splits, dataset: str) -> None:
         """Record which data the run saw: the fingerprint tag and one input per split part."""
@@ -127,6 +129,8 @@ def models_of_kind(kind: str) -> tuple[str, ...]:
 
 def prepare(cfg: DictConfig) -> data.Splits:
     """The splits of (dataset, positive rate, split, seed); made once per process and reused."""
+    if cfg.split.name == "cv":
+        raise ConfigError("split", "cv", "split=default here", why="the DVC stages hold one train / calib / test split")
     return _prepare(OmegaConf.to_yaml(cfg.dataset), cfg.imbalance.positive_rate, OmegaConf.to_yaml(cfg.split), cfg.seed)
 
 
@@ -137,6 +141,11 @@ def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) 
     splits = data.split(dataset, split.calib, split.test, seed)
     data.check_positives(splits, split.min_positives, rate)
     return splits
+
+
+def load(cfg: DictConfig) -> data.Dataset:
+    """The whole dataset of the run's config (loaded once per process)."""
+    return _load(OmegaConf.to_yaml(cfg.dataset))
 
 
 @functools.lru_cache(maxsize=4)
@@ -181,8 +190,9 @@ def costs_of(cfg: DictConfig) -> Costs:
     return Costs(fp=float(cfg.costs.fp), fn=float(cfg.costs.fn))
 
 
-def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
-    """Fit fix + model on train only; calibrate and choose the threshold on calib only."""
+def fit(cfg: DictConfig, splits: data.Splits, quiet: bool = False) -> Fitted:
+    """Fit fix + model on train only; calibrate and choose the threshold on calib only.
+    Calibration's warnings are logged unless ``quiet`` (they are kept on the result)."""
     check_compatible(cfg)
     train = splits.train
     numeric = [str(c) for c in train.X.columns if c not in train.categorical]
@@ -202,15 +212,16 @@ def fit(cfg: DictConfig, splits: data.Splits) -> Fitted:
         cascade.tune(models.model_inputs(pipe, calib.X), calib.y)
     calibrated = calibrator.fit(pipe, calib.X, calib.y, float(train.y.mean()), fit_prior(pipe))
     notes = calibrator.warnings(int(calib.y.sum()))
-    for note in notes:
+    for note in [] if quiet else notes:
         log.warning(note)
     decision = build(cfg.threshold).choose(calib.y, models.positive_scores(calibrated, calib.X), costs_of(cfg))
     policy = str(cfg.threshold.name)
     return Fitted(Decider(calibrated, threshold=decision.threshold, policy=policy, info=decision.info, warnings=notes))
 
 
-def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
-    """Score the test split: metrics, curves and the prediction table (test rows only here)."""
+def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset, curves: bool = True) -> RunResult:
+    """Score the test split: metrics, curves (unless ``curves`` is false) and the prediction
+    table (test rows only here)."""
     p, costs = models.positive_scores(fitted.model, test.X), costs_of(cfg)
     scores = _metrics(test, p, fitted.decision, costs, cfg)
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
@@ -221,7 +232,7 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
         scores.update({f"model/{k}": float(v) for k, v in cascade.diagnostics_.items()})
         test_share = cascade.diagnose(models.model_inputs(fitted.pipe, test.X), test.y)
         scores.update({f"model/test_{k}": v for k, v in test_share.items()})
-    plots = _curves(test, p, fitted.decision, costs, lambda X: models.positive_scores(fitted.model, X), cfg.seed)
+    plots = curves_of(test.y, p, fitted.decision.threshold, costs, test, fitted, cfg.seed) if curves else {}
     info = {"config_hash": config_hash(cfg)}
     if fitted.warnings:
         info["warning"] = "; ".join(fitted.warnings)
@@ -231,6 +242,10 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset) -> RunResult:
 
 def run(cfg: DictConfig) -> RunResult:
     """Run one configuration end to end and return its metrics, curves and predictions."""
+    if cfg.split.name == "cv":
+        from pipeline import crossval
+
+        return crossval.run(cfg)
     clock = {"start": time.perf_counter()}
     splits = prepare(cfg)
     clock["prepared"] = time.perf_counter()
@@ -238,7 +253,7 @@ def run(cfg: DictConfig) -> RunResult:
     clock["fitted"] = time.perf_counter()
     result = evaluate(cfg, fitted, splits.test)
     clock["evaluated"] = time.perf_counter()
-    result.metrics.update(_timings(clock))
+    result.metrics.update(timings(clock))
     result.attach_data(splits, cfg.dataset.name)
     return result
 
@@ -256,17 +271,21 @@ def _metrics(test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs
     return out
 
 
-def _curves(
-    test: data.Dataset, p: np.ndarray, decision: Decision, costs: Costs, score: Any, seed: int
+def curves_of(
+    y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs, test: data.Dataset, fitted: Fitted, seed: int
 ) -> dict[str, Any]:
+    """PR, ROC, reliability per subgroup, cost and score histogram of scores ``p`` on ``y``
+    (``test``'s labels); the decision boundary of ``fitted`` over its points where it has two
+    features."""
     out: dict[str, Any] = {
-        "pr": curves.pr_curve(test.y, p, decision.threshold),
-        "roc": curves.roc_curve(test.y, p, decision.threshold),
-        "reliability": curves.reliability_by_group(test.y, p, test.subgroups()),
-        "cost": curves.cost_curve(test.y, p, costs, decision.threshold),
-        "scores": curves.score_histogram(test.y, p),
+        "pr": curves.pr_curve(y, p, threshold),
+        "roc": curves.roc_curve(y, p, threshold),
+        "reliability": curves.reliability_by_group(y, p, test.subgroups()),
+        "cost": curves.cost_curve(y, p, costs, threshold),
+        "scores": curves.score_histogram(y, p),
     }
-    grid = curves.boundary(score, test.X, test.y, decision.threshold, seed)
+    score = functools.partial(models.positive_scores, fitted.model)
+    grid = curves.boundary(score, test.X, test.y, threshold, seed)
     if grid is not None:
         out["boundary"] = grid
     return out
@@ -289,5 +308,5 @@ def _predictions(test: data.Dataset, p: np.ndarray, decided: np.ndarray) -> pd.D
     return frame.rename_axis("row")
 
 
-def _timings(clock: dict[str, float]) -> dict[str, float]:
+def timings(clock: dict[str, float]) -> dict[str, float]:
     return {f"time/{name}_s": t - prev for (_, prev), (name, t) in itertools.pairwise(clock.items())}

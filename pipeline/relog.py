@@ -17,7 +17,6 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ def keep(
             "run_name": tracking.run_name(cfg),
             "params": tracking.flatten(cfg),
             "metrics": {k: float(v) for k, v in result.metrics.items()},
+            "history": {k: [float(v) for v in values] for k, values in result.history.items()},
             "tags": {**{k: str(v) for k, v in result.info.items()}, "mlflow.note.content": note},
         }
         (part / "run.json").write_text(json.dumps(record, indent=1))
@@ -72,7 +72,7 @@ def keep(
 
 def log(folder: Path, uri: str | None) -> str:
     """Log one ``unlogged/`` folder; return the run id. The folder is removed once logged."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Param, RunTag
 
     from pipeline import tracking
 
@@ -90,12 +90,8 @@ def log(folder: Path, uri: str | None) -> str:
         if stale in said:
             client.delete_tag(run_id, stale)
     tags = {**record["tags"], "relogged": "true"}
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(k, v, now, 0) for k, v in record["metrics"].items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
-    )
+    tracking.log_metrics(client, run_id, record["metrics"], record.get("history", {}))
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.log_artifacts(run_id, str(folder / "artifacts"))
     client.set_terminated(run_id, "FINISHED")
     shutil.rmtree(folder)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
@@ -122,11 +125,338 @@ def describe(cfg: DictConfig, result: Any) -> str:
         "",
         f"Accuracy {m['test/accuracy']:.3f} against {m['test/baseline_accuracy']:.3f} for always "
         f"predicting the majority class.",
-        f"Threshold {m['calib/threshold']:.6g}, chosen by `{cfg.threshold.name}` on the calib split and applied by the "
-        "logged model's `predict`"
+        f"Threshold {m.get('model/threshold', m['calib/threshold']):.6g}, chosen by `{cfg.threshold.name}` on the "
+        "calib split and applied by the logged model's `predict`"
         + (f" (Bayes threshold {m['calib/bayes_threshold']:.3g})." if "calib/bayes_threshold" in m else "."),
     ]
+    if "model/threshold" in m:
+        folds = result.info.get("cv_folds", "?")
+        lines += [
+            f"The metrics are means over {folds} held-out folds (`split=cv`; each fold's value is in the metric's "
+            f"history); the folds' thresholds average {m['calib/threshold']:.6g}. The logged model is fitted the "
+            "same way on all rows.",
+        ]
     return "\n".join(lines)
 
 
 _HEADLINE = ("pr_auc", "roc_auc", "recall", "precision", "f1", "ece", "expected_cost")
+
+
+# ---------------------------------------------------------------------------------------------
+# python -m pipeline.report: the verdict across runs, from any store
+# ---------------------------------------------------------------------------------------------
+
+#: The metrics the report compares unless ``--metrics`` says otherwise.
+REPORT_METRICS = ("test/pr_auc", "test/f1", "test/roc_auc", "test/brier", "test/ece")
+#: Params that name a cell (what a configuration must share with its control), not a configuration.
+CELL_PREFIXES = ("dataset.", "imbalance.", "split.", "costs.", "metrics.")
+#: Params that describe how a run was tracked or shown, not what it computed.
+IGNORED_PREFIXES = ("tracking.", "study", "resume", "leaderboard", "hydra")
+
+
+def parse_control(text: str) -> dict[str, str]:
+    """``fix.name=none,threshold.name=max_f1`` as a dict; refused in one line otherwise."""
+    from pipeline.errors import ConfigError
+
+    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
+    if not pairs or any(len(p) != 2 or not p[0].strip() for p in pairs):
+        accepted = "key=value pairs joined by commas, e.g. fix.name=none,threshold.name=max_f1"
+        raise ConfigError("--control", text, accepted)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def fetch_runs(client: Any, experiments: list[str], parents: list[str]) -> list[Any]:
+    """The FINISHED job runs of the experiments (by name) and of the sweeps (parent run ids):
+    no sweep parents, no earlier reports."""
+    from mlflow.entities import ViewType
+
+    from pipeline.errors import ConfigError
+
+    ids = []
+    for name in experiments:
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            known = ", ".join(sorted(e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)))
+            raise ConfigError("--experiment", name, f"an experiment in the store: {known or 'there is none'}")
+        ids.append(experiment.experiment_id)
+    filters = [("", ids)] if ids else []
+    for parent in parents:
+        try:
+            run = client.get_run(parent)
+        except Exception:
+            raise ConfigError("--parent", parent, "the run id of a sweep's parent run in the store") from None
+        filters.append((f" and tags.mlflow.parentRunId = '{parent}'", [run.info.experiment_id]))
+    runs: dict[str, Any] = {}
+    for extra, where in filters:
+        token = None
+        while True:
+            query = f"attributes.status = 'FINISHED'{extra}"
+            page = client.search_runs(where, query, max_results=5000, page_token=token)
+            runs.update((r.info.run_id, r) for r in page)
+            token = page.token
+            if not token:
+                break
+    return [r for r in runs.values() if r.data.tags.get("sweep") != "true" and r.data.tags.get("kind") != "report"]
+
+
+def cells_from_runs(client: Any, runs: list[Any], metrics: list[str], control: dict[str, str]) -> pd.DataFrame:
+    """One row per (run, fold): the cell columns, the configuration's label (``control`` for the
+    runs matching every ``control`` pair), the run id and the metrics (a cross-validated run's
+    per-fold values from each metric's history)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.errors import ConfigError
+    from pipeline.verdict import CONTROL_LABEL
+
+    params = pd.DataFrame([r.data.params for r in runs]).fillna("-")
+    varying = [c for c in params.columns if params[c].nunique() > 1 and not c.startswith(IGNORED_PREFIXES)]
+    config_keys = [c for c in varying if not c.startswith(CELL_PREFIXES) and c not in ("model.name", "seed")]
+    labels = [_label(row, config_keys, params) for _, row in params.iterrows()]
+    is_control = np.ones(len(runs), dtype=bool)
+    for key, value in control.items():
+        if key not in params:
+            raise ConfigError("--control", f"{key}={value}", f"keys the runs have, such as {', '.join(config_keys)}")
+        is_control &= params[key].to_numpy() == value
+    if not is_control.any():
+        raise ConfigError("--control", ",".join(f"{k}={v}" for k, v in control.items()), "pairs some runs match")
+    if len({labels[i] for i in np.flatnonzero(is_control)}) > 1:
+        found = sorted({labels[i] for i in np.flatnonzero(is_control)})
+        raise ConfigError(
+            "--control",
+            ",".join(f"{k}={v}" for k, v in control.items()),
+            "pairs that pick one configuration",
+            why=f"they match {len(found)}: {'; '.join(found)}",
+        )
+
+    def rows(i: int) -> list[dict[str, Any]]:
+        run, p = runs[i], params.iloc[i]
+        base = {
+            "run_id": run.info.run_id,
+            "config": CONTROL_LABEL if is_control[i] else labels[i],
+            "dataset": _dataset(p, varying),
+            "positive_rate": _rate(p["imbalance.positive_rate"]),
+            "model": p["model.name"],
+            "seed": int(p["seed"]),
+            "split": p.get("split.name", "default"),
+            "test_share": _test_share(p),
+            **{k: p[k] for k in varying if k.startswith(CELL_PREFIXES[2:])},
+        }
+        values = {m: run.data.metrics.get(m, np.nan) for m in [*metrics, "test/prevalence"]}
+        folds = int(run.data.tags.get("cv_folds", 0))
+        if not folds:
+            return [{**base, "fold": 0, **values}]
+        history = {m: {h.step: h.value for h in client.get_metric_history(run.info.run_id, m)} for m in values}
+        return [{**base, "fold": k, **{m: history[m].get(k, np.nan) for m in values}} for k in range(folds)]
+
+    with ThreadPoolExecutor(8) as pool:
+        table = [row for part in pool.map(rows, range(len(runs))) for row in part]
+    return pd.DataFrame(table)
+
+
+def _label(row: pd.Series, keys: list[str], params: pd.DataFrame) -> str:
+    """``fix=smote threshold=max_f1``: the group names that vary, and the other keys that vary
+    among runs of the same option (``fix.k_neighbors=3``)."""
+    parts = []
+    for key in keys:
+        group, _, leaf = key.partition(".")
+        if leaf == "name":
+            parts.append(f"{group}={row[key]}")
+        elif row[key] != "-":
+            option = params.get(f"{group}.name", pd.Series("", index=params.index))
+            same = params[option == row.get(f"{group}.name", "")]
+            if same[key].nunique() > 1:
+                parts.append(f"{key}={row[key]}")
+    return " ".join(parts) or "default"
+
+
+def _dataset(p: pd.Series, varying: list[str]) -> str:
+    keys = [k for k in varying if k.startswith("dataset.") and k != "dataset.name"]
+    extra = [f"{k.removeprefix('dataset.')}={p[k]}" for k in keys]
+    return p["dataset.name"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _rate(text: str) -> str:
+    return "natural" if text in ("None", "null", "-") else text
+
+
+def _test_share(p: pd.Series) -> float:
+    """Test rows over training rows of one cell (Nadeau and Bengio's n2/n1)."""
+    if p.get("split.name") == "cv":
+        return 1.0 / (int(p["split.folds"]) - 1)
+    test = float(p.get("split.test", 0.3))
+    return test / (1.0 - test)
+
+
+@dataclass
+class Verdict:
+    cells: pd.DataFrame
+    paired: pd.DataFrame
+    rankings: list[Any]
+    text: str
+
+
+def verdict_of(cells: pd.DataFrame, metrics: list[str], control: str) -> Verdict:
+    """Paired differences against the control, and ranks per model and (several models) overall."""
+    from pipeline import verdict
+
+    extra = [c for c in cells.columns if c.startswith(CELL_PREFIXES[2:])]
+    share = float(cells["test_share"].mean())
+    rows = verdict.paired(cells, metrics, extra, share)
+    rankings = []
+    for model, part in cells.groupby("model", sort=True):
+        rankings += [verdict.rank(part, m, "config", extra, str(model)) for m in metrics if m in part]
+    if cells["model"].nunique() > 1:
+        both = cells.assign(entry=cells["model"] + " " + cells["config"])
+        rankings += [verdict.rank(both, m, "entry", extra, "all models") for m in metrics if m in both]
+    text = verdict.sentences(rows, rankings, control, metrics)
+    return Verdict(cells, verdict.paired_frame(rows), rankings, text)
+
+
+def write_report(result: Verdict, out: Path, title: str, control: str) -> list[Path]:
+    """``report.md``, the CSVs and the PNGs in ``out``; the files written."""
+    from pipeline import report_plots
+    from pipeline.verdict import short
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.cells.to_csv(out / "cells.csv", index=False)
+    result.paired.to_csv(out / "paired.csv", index=False)
+    lines = [
+        f"# {title}",
+        "",
+        result.text,
+        "",
+        f"Control: `{control}`, compared on matched cells "
+        "(dataset, positive rate, model, seed, fold). 95% intervals: " + _interval_note(result.paired),
+        "",
+    ]
+    if len(result.paired):
+        shown = result.paired.assign(
+            metric=result.paired["metric"].map(short),
+            difference=[
+                f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]" for m, lo, hi in result.paired[["mean", "low", "high"]].to_numpy()
+            ],
+            wins=result.paired["wins"].map(lambda w: f"{w:.0%}"),
+        )
+        columns = ["model", "config", "control_model", "metric", "difference", "wins", "cells", "datasets", "outcome"]
+        lines += ["## Against the control", "", shown[columns].to_markdown(index=False), ""]
+    ranks, tests = [], []
+    for ranking in result.rankings:
+        avg = ranking.average
+        ranks += [
+            {"group": ranking.group, "metric": ranking.metric, "config": c, "average_rank": r} for c, r in avg.items()
+        ]
+        tests.append(
+            {
+                "group": ranking.group,
+                "metric": ranking.metric,
+                "datasets": len(ranking.table),
+                "dropped": ranking.dropped,
+                "configurations": ranking.table.shape[1],
+                "friedman_chi2": ranking.statistic,
+                "p_value": ranking.p_value,
+                "critical_difference": ranking.critical_difference,
+            }
+        )
+        if ranking.nemenyi is not None:
+            name = f"cd_{ranking.group.replace(' ', '_')}_{short(ranking.metric)}.png"
+            plots.save(report_plots.critical_difference(ranking), out / name)
+            lines += [f"![{name}]({name})", ""]
+    pd.DataFrame(ranks).to_csv(out / "ranks.csv", index=False)
+    friedman = pd.DataFrame(tests)
+    friedman.to_csv(out / "friedman.csv", index=False)
+    if len(friedman):
+        table = friedman.to_markdown(index=False, floatfmt=".3g")
+        lines += ["## Ranks across datasets (Friedman, Nemenyi)", "", table, ""]
+    if {"test/pr_auc", "test/roc_auc"} <= set(result.cells.columns):
+        plots.save(report_plots.auc_against_rate(result.cells), out / "auc_vs_positive_rate.png")
+        lines += ["![PR-AUC and ROC-AUC against the positive rate](auc_vs_positive_rate.png)", ""]
+    if len(result.paired) and result.paired["metric"].isin(["test/ece", "test/brier"]).any():
+        plots.save(report_plots.calibration_against_control(result.paired), out / "calibration_vs_control.png")
+        lines += ["![ECE and Brier against the control](calibration_vs_control.png)", ""]
+    (out / "report.md").write_text("\n".join(lines))
+    return sorted(out.iterdir())
+
+
+def _interval_note(paired: pd.DataFrame) -> str:
+    kinds = sorted(set(paired["interval"].str.replace(r"\d+ ", "", regex=True))) if len(paired) else []
+    return "; ".join(kinds) or "none (no matched cells)"
+
+
+def log_report(client: Any, experiment_id: str, out: Path, title: str, result: Verdict, params: dict[str, str]) -> str:
+    """The report as a FINISHED run tagged ``kind=report`` (filter ``tags.kind = 'report'``)."""
+    from mlflow.entities import Metric, Param
+
+    from pipeline import tracking
+
+    tags = {**tracking.git_tags(), "kind": "report", "mlflow.note.content": result.text}
+    run_id = str(client.create_run(experiment_id, run_name=title, tags=tags).info.run_id)
+    try:
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"friedman/{r.group}/{r.metric.removeprefix('test/')}/p".replace(" ", "_"), r.p_value, now, 0)
+            for r in result.rankings
+            if not np.isnan(r.p_value)
+        ]
+        client.log_batch(run_id, metrics=metrics, params=[Param(k, v[:6000]) for k, v in params.items()])
+        client.log_artifacts(run_id, str(out))
+    except BaseException:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    from pipeline import tracking
+    from pipeline.errors import ConfigError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.report",
+        description="The verdict across runs: every configuration against a control on matched cells, ranks "
+        "across datasets (Friedman, Nemenyi), the AUC-against-rate and calibration charts.",
+    )
+    parser.add_argument("--experiment", action="append", default=[], help="an experiment (study) name; repeatable")
+    parser.add_argument("--parent", action="append", default=[], help="a sweep's parent run id; repeatable")
+    parser.add_argument("--tracking-uri", default=None, help="the store (default: as the CLI, sqlite mlflow.db)")
+    parser.add_argument("--control", default="fix.name=none,threshold.name=max_f1", help="params of the control")
+    parser.add_argument("--metrics", default=",".join(REPORT_METRICS), help="comma-separated metric keys")
+    parser.add_argument("--name", default=None, help="the report's name (default: the first source)")
+    parser.add_argument("--out", type=Path, default=None, help="its folder (default: reports/<name>/)")
+    args = parser.parse_args(argv)
+    try:
+        if not args.experiment and not args.parent:
+            raise ConfigError("--experiment", None, "one or more experiment names or --parent run ids")
+        control = parse_control(args.control)
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        uri = tracking.resolve_uri(args.tracking_uri)
+        tracking.check_uri(uri)
+        client = tracking.client_for(uri)
+        runs = fetch_runs(client, args.experiment, args.parent)
+        if not runs:
+            raise ConfigError("--experiment", ",".join(args.experiment + args.parent), "sources with FINISHED runs")
+        cells = cells_from_runs(client, runs, metrics, control)
+        unknown = [m for m in metrics if cells[m].isna().all()]
+        if unknown:
+            raise ConfigError("--metrics", ",".join(unknown), "metric keys the runs logged, such as test/pr_auc")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    name = args.name or (args.experiment or args.parent)[0]
+    title = f"report: {name}"
+    result = verdict_of(cells, metrics, args.control)
+    out = args.out or Path("reports") / name
+    if out.exists():
+        shutil.rmtree(out)
+    write_report(result, out, title, args.control)
+    sources = {"experiments": ",".join(args.experiment), "parents": ",".join(args.parent)}
+    params = {"control": args.control, "metrics": ",".join(metrics), **{k: v for k, v in sources.items() if v}}
+    run_id = log_report(client, runs[0].info.experiment_id, out, title, result, params)
+    print(result.text)
+    print(f"\n{len(runs)} runs, {len(cells)} cells -> {out}/report.md; logged as run {run_id} (tags.kind = 'report')")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,14 +15,6 @@ class ImbalanceConf:
 
 
 @dataclass
-class SplitConf:
-    name: str = "default"
-    calib: float = 0.2
-    test: float = 0.3
-    min_positives: int = 20
-
-
-@dataclass
 class CostsConf:
     name: str = "default"
     fp: float = 1.0
@@ -49,7 +41,8 @@ class MetricsConf:
 class Config:
     dataset: Any = None
     imbalance: ImbalanceConf = field(default_factory=ImbalanceConf)
-    split: SplitConf = field(default_factory=SplitConf)
+    #: default (train / calib / test) or cv (repeated stratified k-fold): their keys differ.
+    split: Any = None
     fix: Any = None
     model: Any = None
     calibration: Any = None

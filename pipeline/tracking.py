@@ -378,12 +378,11 @@ def _requirements() -> tuple[str, ...]:
 
 
 def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
-    from mlflow.entities import Metric, RunTag
+    from mlflow.entities import RunTag
 
-    now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for k, v in result.metrics.items()]
     tags = {**result.info, "mlflow.note.content": note}
-    client.log_batch(run_id, metrics=metrics, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    log_metrics(client, run_id, result.metrics, result.history)
+    client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
     if result.inputs:
         client.log_inputs(run_id, datasets=[_dataset_input(cfg, part) for part in result.inputs])
     local = _local_artifact_dir(artifact_uri)
@@ -392,6 +391,23 @@ def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: st
         write_artifacts(out, cfg, result)
         if local is None:
             client.log_artifacts(run_id, str(out))
+
+
+#: The most metrics one ``log_batch`` call takes.
+BATCH = 1000
+
+
+def log_metrics(client: Any, run_id: str, metrics: dict[str, float], history: dict[str, list[float]]) -> None:
+    """``metrics`` in batches; a metric with a ``history`` (a cross-validated run's folds) gets
+    its per-fold values at steps 0..K-1 and its mean at step K, so the runs table shows the mean
+    and the metric's chart the folds."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    entities = [Metric(k, float(v), now, step) for k, values in history.items() for step, v in enumerate(values)]
+    entities += [Metric(k, float(v), now, len(history.get(k, []))) for k, v in metrics.items()]
+    for start in range(0, len(entities), BATCH):
+        client.log_batch(run_id, metrics=entities[start : start + BATCH])
 
 
 def write_artifacts(out: Path, cfg: DictConfig, result: Any) -> None:

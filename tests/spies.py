@@ -9,6 +9,7 @@ import numpy as np
 from imblearn.over_sampling import RandomOverSampler
 
 from pipeline.calibration import Calibrator
+from pipeline.decision import Costs, Decision, MaxFBeta
 
 
 class SpySampler(RandomOverSampler):
@@ -29,3 +30,13 @@ class SpyCalibrator(Calibrator):
     def fit(self, model: Any, X: Any, y: Any, train_prior: float, fit_prior: float) -> Any:
         SpyCalibrator.seen_fit.append(np.asarray(X.index))
         return super().fit(model, X, y, train_prior, fit_prior)
+
+
+class SpyThreshold(MaxFBeta):
+    """Max-F1 that records the labels it chooses the threshold on."""
+
+    seen: ClassVar[list[np.ndarray]] = []
+
+    def choose(self, y: np.ndarray, scores: np.ndarray, costs: Costs) -> Decision:
+        SpyThreshold.seen.append(np.asarray(y).copy())
+        return super().choose(y, scores, costs)
