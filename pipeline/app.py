@@ -343,6 +343,14 @@ class Progress:
 _progress: list[Progress] = []
 
 
+class _Composed(dict):
+    """The composed configs, empty once pickled: launchers pickle the config loader (and so
+    this cache) into every job they send, which made each job cost more than the one before."""
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (_Composed, ())
+
+
 def compose_each_job_once() -> None:
     """Let this process compose each job's config once. Hydra's basic sweeper composes every job
     to validate the batch, its launcher composes it again to run it, and the resume plan needs
@@ -355,7 +363,7 @@ def compose_each_job_once() -> None:
     loader = GlobalHydra.instance().config_loader()
     if getattr(loader, "_imbalance_lab_cached", False):
         return
-    compose, cache = loader.load_sweep_config, {}
+    compose, cache = loader.load_sweep_config, _Composed()
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         key = (id(master_config), tuple(sweep_overrides))
