@@ -107,7 +107,52 @@ def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[s
     metrics["best/test/pr_auc"] = float(best["test/pr_auc"])
     metrics.update({f"mean/{c}": float(frame[c].mean()) for c in columns if c in frame.columns})
     note = f"Sweep over {', '.join(by)}: {counts}. Best PR-AUC {best['test/pr_auc']:.3f}.\n\n{text}"
-    return SweepSummary(f"{formatted(table).to_string(index=False)}\n{counts}", metrics, note)
+    terminal = f"{formatted(table).to_string(index=False)}\n{counts}"
+    versus = against_control(records, columns)
+    if versus is not None:
+        versus.to_csv(out / "vs_control.csv", index=False)
+        title = f"Against the control ({_CONTROL_TEXT}), paired on (dataset, rate, model, seed): mean difference "
+        title += "[95% interval] and share of cells won"
+        table_md = str(versus.to_markdown(index=False))
+        (out / "leaderboard.md").write_text(f"{text}\n\n{title}\n\n{table_md}\n")
+        note += f"\n\n{title}\n\n{table_md}"
+        terminal += f"\n\n{title}:\n{versus.to_string(index=False)}"
+    return SweepSummary(terminal, metrics, note)
+
+
+#: The control a sweep's leaderboard compares with when the sweep ran it: no fix, threshold tuned for F1.
+CONTROL = {"fix.name": "none", "threshold.name": "max_f1"}
+_CONTROL_TEXT = "fix=none, threshold=max_f1"
+
+
+def against_control(records: list[dict], columns: tuple[str, ...]) -> pd.DataFrame | None:
+    """When the sweep ran the control: its mean per model, and each other configuration's paired
+    difference from it on the same (dataset, rate, model, seed); None without a control."""
+    from pipeline import verdict
+    from pipeline.errors import ConfigError
+
+    done = [r for r in records if r["status"] in ("FINISHED", "KEPT")]
+    params = pd.DataFrame([r["params"] for r in done])
+    if params.empty or any(k not in params for k in CONTROL):
+        return None
+    try:
+        cells = cell_frame(params, CONTROL)
+    except ConfigError:  # no control among the jobs, or several configurations match it
+        return None
+    values = pd.DataFrame([r["metrics"] for r in done])
+    shown = [c for c in columns if c in values and c not in ("test/baseline_accuracy",)]
+    cells = cells.assign(fold=0, **{c: values[c].to_numpy() for c in shown})
+    extra = [c for c in cells.columns if c.startswith(CELL_PREFIXES[2:])]
+    rows = verdict.paired_frame(verdict.paired(cells, shown, extra, float(cells["test_share"].mean())))
+    control = cells[cells["config"] == verdict.CONTROL_LABEL].groupby("model")[shown].mean()
+    table = [{"model": m, "config": "control", **{verdict.short(c): f"{v[c]:.3f}" for c in shown}}
+             for m, v in control.iterrows()]  # fmt: skip
+    for (model, config), part in rows.groupby(["model", "config"], sort=True):
+        by_metric = part.set_index("metric")
+        table.append({"model": model, "config": config, **{
+            verdict.short(str(c)): f"{r['mean']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}] {r['wins']:.0%}"
+            for c, r in by_metric.iterrows()}})  # fmt: skip
+    return pd.DataFrame(table)
 
 
 def describe(cfg: DictConfig, result: Any) -> str:
@@ -148,6 +193,8 @@ _HEADLINE = ("pr_auc", "roc_auc", "recall", "precision", "f1", "ece", "expected_
 
 #: The metrics the report compares unless ``--metrics`` says otherwise.
 REPORT_METRICS = ("test/pr_auc", "test/f1", "test/roc_auc", "test/brier", "test/ece")
+#: What the charts need besides the compared metrics: AUCs against each dataset's positive rate.
+CHARTED = ("test/prevalence", "test/pr_auc", "test/roc_auc")
 #: Params that name a cell (what a configuration must share with its control), not a configuration.
 CELL_PREFIXES = ("dataset.", "imbalance.", "split.", "costs.", "metrics.")
 #: Params that describe how a run was tracked or shown, not what it computed.
@@ -199,54 +246,60 @@ def fetch_runs(client: Any, experiments: list[str], parents: list[str]) -> list[
     return [r for r in runs.values() if r.data.tags.get("sweep") != "true" and r.data.tags.get("kind") != "report"]
 
 
-def cells_from_runs(client: Any, runs: list[Any], metrics: list[str], control: dict[str, str]) -> pd.DataFrame:
-    """One row per (run, fold): the cell columns, the configuration's label (``control`` for the
-    runs matching every ``control`` pair), the run id and the metrics (a cross-validated run's
-    per-fold values from each metric's history)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def cell_frame(params: pd.DataFrame, control: dict[str, str], key: str = "--control") -> pd.DataFrame:
+    """One row per run (``params``: its flattened config, as text): the cell columns and the
+    configuration's label, ``control`` for the runs matching every ``control`` pair."""
     from pipeline.errors import ConfigError
     from pipeline.verdict import CONTROL_LABEL
 
-    params = pd.DataFrame([r.data.params for r in runs]).fillna("-")
+    params = params.fillna("-").astype(str)
     varying = [c for c in params.columns if params[c].nunique() > 1 and not c.startswith(IGNORED_PREFIXES)]
     config_keys = [c for c in varying if not c.startswith(CELL_PREFIXES) and c not in ("model.name", "seed")]
-    labels = [_label(row, config_keys, params) for _, row in params.iterrows()]
-    is_control = np.ones(len(runs), dtype=bool)
-    for key, value in control.items():
-        if key not in params:
-            raise ConfigError("--control", f"{key}={value}", f"keys the runs have, such as {', '.join(config_keys)}")
-        is_control &= params[key].to_numpy() == value
+    labels = pd.Series([_label(row, config_keys, params) for _, row in params.iterrows()], index=params.index)
+    wanted = ",".join(f"{k}={v}" for k, v in control.items())
+    is_control = pd.Series(True, index=params.index)
+    for name, value in control.items():
+        if name not in params:
+            raise ConfigError(key, f"{name}={value}", f"keys the runs have, such as {', '.join(config_keys)}")
+        is_control &= params[name] == value
     if not is_control.any():
-        raise ConfigError("--control", ",".join(f"{k}={v}" for k, v in control.items()), "pairs some runs match")
-    if len({labels[i] for i in np.flatnonzero(is_control)}) > 1:
-        found = sorted({labels[i] for i in np.flatnonzero(is_control)})
-        raise ConfigError(
-            "--control",
-            ",".join(f"{k}={v}" for k, v in control.items()),
-            "pairs that pick one configuration",
-            why=f"they match {len(found)}: {'; '.join(found)}",
-        )
+        raise ConfigError(key, wanted, "pairs some runs match")
+    found = sorted(set(labels[is_control]))
+    if len(found) > 1:
+        why = f"they match {len(found)}: {'; '.join(found)}"
+        raise ConfigError(key, wanted, "pairs that pick one configuration", why=why)
+    return pd.DataFrame(
+        {
+            "config": labels.where(~is_control, CONTROL_LABEL),
+            "dataset": [_dataset(p, varying) for _, p in params.iterrows()],
+            "positive_rate": params["imbalance.positive_rate"].map(_rate),
+            "model": params["model.name"],
+            "seed": params["seed"].astype(int),
+            "split": params.get("split.name", pd.Series("default", index=params.index)),
+            "test_share": [_test_share(p) for _, p in params.iterrows()],
+            **{k: params[k] for k in varying if k.startswith(CELL_PREFIXES[2:])},
+        },
+        index=params.index,
+    )
+
+
+def cells_from_runs(client: Any, runs: list[Any], metrics: list[str], control: dict[str, str]) -> pd.DataFrame:
+    """One row per (run, fold): ``cell_frame``'s columns, the run id and the metrics (a
+    cross-validated run's per-fold values from each metric's history)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cells = cell_frame(pd.DataFrame([r.data.params for r in runs]), control)
 
     def rows(i: int) -> list[dict[str, Any]]:
-        run, p = runs[i], params.iloc[i]
-        base = {
-            "run_id": run.info.run_id,
-            "config": CONTROL_LABEL if is_control[i] else labels[i],
-            "dataset": _dataset(p, varying),
-            "positive_rate": _rate(p["imbalance.positive_rate"]),
-            "model": p["model.name"],
-            "seed": int(p["seed"]),
-            "split": p.get("split.name", "default"),
-            "test_share": _test_share(p),
-            **{k: p[k] for k in varying if k.startswith(CELL_PREFIXES[2:])},
-        }
-        values = {m: run.data.metrics.get(m, np.nan) for m in [*metrics, "test/prevalence"]}
+        run = runs[i]
+        base = {"run_id": run.info.run_id, **{str(k): v for k, v in cells.iloc[i].items()}}
+        values = {m: run.data.metrics.get(m, np.nan) for m in metrics}
+        charted = {m: run.data.metrics.get(m, np.nan) for m in CHARTED if m not in values}  # the run's mean
         folds = int(run.data.tags.get("cv_folds", 0))
         if not folds:
-            return [{**base, "fold": 0, **values}]
+            return [{**base, "fold": 0, **values, **charted}]
         history = {m: {h.step: h.value for h in client.get_metric_history(run.info.run_id, m)} for m in values}
-        return [{**base, "fold": k, **{m: history[m].get(k, np.nan) for m in values}} for k in range(folds)]
+        return [{**base, "fold": k, **{m: history[m].get(k, np.nan) for m in values}, **charted} for k in range(folds)]
 
     with ThreadPoolExecutor(8) as pool:
         table = [row for part in pool.map(rows, range(len(runs))) for row in part]

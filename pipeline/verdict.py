@@ -161,40 +161,36 @@ def rank(cells: pd.DataFrame, metric: str, column: str, extra: list[str], group:
 def sentences(rows: list[Paired], rankings: list[Ranking], control: str, metrics: list[str]) -> str:
     """The verdict in a few sentences, written from the numbers."""
     frame = paired_frame(rows)
-    out = []
+    clauses = []
     for metric in metrics:
-        part = frame[frame["metric"] == metric] if len(frame) else frame
+        part = frame[frame["metric"] == metric]
         if not len(part):
             continue
         winners = part[part["outcome"] == "better"].sort_values("mean", ascending=better(metric) < 0)
-        losers = part[part["outcome"] == "worse"]
-        text = (
-            f"On {short(metric)}, {len(winners)} of {len(part)} configurations beat the control ({control}, same "
-            f"cells) beyond the noise, {len(losers)} lose to it and {len(part) - len(winners) - len(losers)} "
-            "are within it"
+        losers = part[part["outcome"] == "worse"].sort_values("mean", ascending=better(metric) > 0)
+        clause = (
+            f"on {short(metric)} {len(winners)} of {len(part)} are better, {len(losers)} worse and "
+            f"{len(part) - len(winners) - len(losers)} within the noise"
         )
-        if len(winners):
-            best = winners.iloc[0]
-            text += (
-                f"; the largest gain is {best['model']} {best['config']}: {best['mean']:+.3f} "
-                f"[{best['low']:+.3f}, {best['high']:+.3f}] over {best['datasets']} dataset(s)"
-            )
-        elif len(losers):
-            worst = losers.sort_values("mean", ascending=better(metric) > 0).iloc[0]
-            text += (
-                f"; the largest loss is {worst['model']} {worst['config']}: {worst['mean']:+.3f} "
-                f"[{worst['low']:+.3f}, {worst['high']:+.3f}]"
-            )
-        out.append(text + ".")
-    for ranking in rankings:
-        if np.isnan(ranking.statistic):
-            continue
+        for word, chosen in (("best", winners), ("worst", losers)):
+            if len(chosen):
+                top = chosen.iloc[0]
+                clause += (
+                    f" ({word}: {top['model']} {top['config']}, {top['mean']:+.3f} "
+                    f"[{top['low']:+.3f}, {top['high']:+.3f}])"
+                )
+        clauses.append(clause)
+    if not clauses:
+        return "No configuration shares a cell with the control: nothing to compare."
+    out = [f"Against the control ({control}) on matched cells, with 95% intervals: {'; '.join(clauses)}."]
+    headline = [r for r in rankings if r.metric == metrics[0] and not np.isnan(r.statistic)]
+    for ranking in headline:
         avg = ranking.average
         verdict = "differ" if ranking.p_value < 0.05 else "do not differ detectably"
         out.append(
             f"Ranked on {short(ranking.metric)} over {len(ranking.table)} datasets ({ranking.group}), the "
-            f"configurations {verdict} (Friedman chi2 = {ranking.statistic:.1f}, p = {ranking.p_value:.2g}); best "
-            f"{avg.index[0]} (average rank {avg.iloc[0]:.2f}), control {avg.get(CONTROL_LABEL, np.nan):.2f}, "
-            f"critical difference {ranking.critical_difference:.2f}."
+            f"{ranking.table.shape[1]} configurations {verdict} (Friedman chi2 = {ranking.statistic:.1f}, "
+            f"p = {ranking.p_value:.2g}): best {avg.index[0]} (average rank {avg.iloc[0]:.2f}), the control "
+            f"{avg.get(CONTROL_LABEL, np.nan):.2f}, Nemenyi's critical difference {ranking.critical_difference:.2f}."
         )
-    return " ".join(out) if out else "No configuration shares a cell with the control: nothing to compare."
+    return " ".join(out)
