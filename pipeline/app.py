@@ -134,7 +134,7 @@ def check_overrides(overrides: list[str]) -> None:
 def run_job(cfg: DictConfig) -> dict[str, Any]:
     """Run and (unless ``tracking.enabled=false``) track one configuration; return its record.
     With ``resume``, a configuration that already has a FINISHED run is kept, not rerun."""
-    from pipeline import experiment, report, resume, tracking
+    from pipeline import experiment, leaderboard, resume, tracking
 
     experiment.check_compatible(cfg)  # before a run is opened for it
     how = resume.mode(cfg)
@@ -143,7 +143,7 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         if kept is not None:
             return resume.kept_record(kept, tracking.flatten(cfg))
     if cfg.tracking.enabled:
-        result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: report.describe(cfg, r))
+        result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: leaderboard.describe(cfg, r))
     else:
         result = experiment.run(cfg)
     return {
@@ -282,7 +282,7 @@ class SweepCallback(Callback):
             _sweep_failures.append({"error": f"sweep report failed: {_one_line(err)}", "user_error": False})
 
     def _report(self, config: DictConfig) -> None:
-        from pipeline import report, tracking
+        from pipeline import leaderboard, tracking
 
         if self.progress is not None:
             self.progress.close()
@@ -291,8 +291,8 @@ class SweepCallback(Callback):
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
         if records and all(r["status"] == "REFUSED" for r in records):
             _sweep_failures.extend(records)  # nothing could run: that is an error, not a result
-        columns = tuple(config.get("leaderboard") or report.COLUMNS)
-        summary = report.sweep_report(records, sweep_axes(config), sweep_dir / "report", columns)
+        columns = tuple(config.get("leaderboard") or leaderboard.COLUMNS)
+        summary = leaderboard.sweep_report(records, sweep_axes(config), sweep_dir / "report", columns)
         print(summary.text)
         if self.parent is not None:
             tracking.close_parent(self.parent, summary.metrics, sweep_dir / "report", summary.note)

@@ -194,3 +194,79 @@ def sentences(rows: list[Paired], rankings: list[Ranking], control: str, metrics
             f"{avg.get(CONTROL_LABEL, np.nan):.2f}, Nemenyi's critical difference {ranking.critical_difference:.2f}."
         )
     return " ".join(out)
+
+
+#: Params that name a cell (what a configuration must share with its control), not a configuration.
+CELL_PREFIXES = ("dataset.", "imbalance.", "split.", "costs.", "metrics.")
+#: Params that describe how a run was tracked or shown, not what it computed.
+IGNORED_PREFIXES = ("tracking.", "study", "resume", "leaderboard", "hydra")
+
+
+def cell_frame(params: pd.DataFrame, control: dict[str, str], key: str = "--control") -> pd.DataFrame:
+    """One row per run (``params``: its flattened config, as text): the cell columns and the
+    configuration's label, ``control`` for the runs matching every ``control`` pair."""
+    from pipeline.errors import ConfigError
+
+    params = params.fillna("-").astype(str)
+    varying = [c for c in params.columns if params[c].nunique() > 1 and not c.startswith(IGNORED_PREFIXES)]
+    config_keys = [c for c in varying if not c.startswith(CELL_PREFIXES) and c not in ("model.name", "seed")]
+    labels = pd.Series([_label(row, config_keys, params) for _, row in params.iterrows()], index=params.index)
+    wanted = ",".join(f"{k}={v}" for k, v in control.items())
+    is_control = pd.Series(True, index=params.index)
+    for name, value in control.items():
+        if name not in params:
+            raise ConfigError(key, f"{name}={value}", f"keys the runs have, such as {', '.join(config_keys)}")
+        is_control &= params[name] == value
+    if not is_control.any():
+        raise ConfigError(key, wanted, "pairs some runs match")
+    found = sorted(set(labels[is_control]))
+    if len(found) > 1:
+        why = f"they match {len(found)}: {'; '.join(found)}"
+        raise ConfigError(key, wanted, "pairs that pick one configuration", why=why)
+    return pd.DataFrame(
+        {
+            "config": labels.where(~is_control, CONTROL_LABEL),
+            "dataset": [_dataset(p, varying) for _, p in params.iterrows()],
+            "positive_rate": params["imbalance.positive_rate"].map(_rate),
+            "model": params["model.name"],
+            "seed": params["seed"].astype(int),
+            "split": params.get("split.name", pd.Series("default", index=params.index)),
+            "test_share": [_test_share(p) for _, p in params.iterrows()],
+            **{k: params[k] for k in varying if k.startswith(CELL_PREFIXES[2:])},
+        },
+        index=params.index,
+    )
+
+
+def _label(row: pd.Series, keys: list[str], params: pd.DataFrame) -> str:
+    """``fix=smote threshold=max_f1``: the group names that vary, and the other keys that vary
+    among runs of the same option (``fix.k_neighbors=3``)."""
+    parts = []
+    for key in keys:
+        group, _, leaf = key.partition(".")
+        if leaf == "name":
+            parts.append(f"{group}={row[key]}")
+        elif row[key] != "-":
+            option = params.get(f"{group}.name", pd.Series("", index=params.index))
+            same = params[option == row.get(f"{group}.name", "")]
+            if same[key].nunique() > 1:
+                parts.append(f"{key}={row[key]}")
+    return " ".join(parts) or "default"
+
+
+def _dataset(p: pd.Series, varying: list[str]) -> str:
+    keys = [k for k in varying if k.startswith("dataset.") and k != "dataset.name"]
+    extra = [f"{k.removeprefix('dataset.')}={p[k]}" for k in keys]
+    return p["dataset.name"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _rate(text: str) -> str:
+    return "natural" if text in ("None", "null", "-") else text
+
+
+def _test_share(p: pd.Series) -> float:
+    """Test rows over training rows of one cell (Nadeau and Bengio's n2/n1)."""
+    if p.get("split.name") == "cv":
+        return 1.0 / (int(p["split.folds"]) - 1)
+    test = float(p.get("split.test", 0.3))
+    return test / (1.0 - test)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline import data, experiment, plots, report, tracking, trusted
+from pipeline import data, experiment, leaderboard, plots, tracking, trusted
 from pipeline.errors import ConfigError
 from pipeline.stages import arguments, load_params
 
@@ -56,7 +56,7 @@ def main() -> None:
             "mlflow.source.name": "dvc repro",
             "dvc.experiment": os.environ.get("DVC_EXP_NAME", ""),
         }
-        tracking.track(cfg, lambda: result, lambda r: report.describe(cfg, r), tags=tags)
+        tracking.track(cfg, lambda: result, lambda r: leaderboard.describe(cfg, r), tags=tags)
 
 
 if __name__ == "__main__":
