@@ -110,6 +110,17 @@ def set_positive_rate(data: Dataset, rate: float | None, seed: int) -> Dataset:
     return data.take(np.sort(np.concatenate([pos, neg])))
 
 
+def check_numbers(node: Any, floats: tuple[str, ...], ints: tuple[str, ...], group: str = "split") -> None:
+    """Refuse a key of ``node`` that should be a number and is not (the group's keys are
+    untyped in the schema: each split option has its own)."""
+    for key in (*floats, *ints):
+        value = node.get(key)
+        number = (int, float) if key in floats else (int,)
+        if isinstance(value, bool) or not isinstance(value, number):
+            kind = "a number" if key in floats else "a whole number"
+            raise ConfigError(f"{group}.{key}", value, kind)
+
+
 def split(data: Dataset, calib: float, test: float, seed: int) -> Splits:
     """Stratified, seeded train / calib / test split."""
     if not (0 < calib < 1 and 0 < test < 1 and calib + test < 1):

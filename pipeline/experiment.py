@@ -137,6 +137,7 @@ def prepare(cfg: DictConfig) -> data.Splits:
 @functools.lru_cache(maxsize=8)
 def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) -> data.Splits:
     split = OmegaConf.create(split_yaml)
+    data.check_numbers(split, ("calib", "test"), ("min_positives",))
     dataset = data.set_positive_rate(_load(dataset_yaml), rate, seed)
     splits = data.split(dataset, split.calib, split.test, seed)
     data.check_positives(splits, split.min_positives, rate)
