@@ -26,7 +26,8 @@ def prior_correct(p: np.ndarray, train_prior: float, fit_prior: float) -> np.nda
     beta the share of negatives kept.
     """
     ratio = (train_prior / (1 - train_prior)) / (fit_prior / (1 - fit_prior))
-    return np.asarray(ratio * p / (ratio * p + 1 - p))
+    # (1 - p) first: (r p + 1) - p is not r p for p = 1 in floating point (it gave 1.0000000000000036)
+    return np.clip(np.asarray(ratio * p / (ratio * p + (1 - p))), 0.0, 1.0)
 
 
 class PriorCorrected(ClassifierMixin, BaseEstimator):

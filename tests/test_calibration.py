@@ -214,3 +214,14 @@ def test_subgroup_miscalibration_survives_overall_calibration(tmp_path: Path) ->
     assert calibrated["test/ece/mean"] < 0.02
     assert calibrated["group/b/ece/mean"] > 3 * calibrated["test/ece/mean"]
     assert calibrated["group/ece_gap/mean"] > 0.03
+
+
+def test_prior_correction_keeps_a_saturated_score_a_probability() -> None:
+    """(r + 1) - 1 is not r in floating point: a score of exactly 1 came out 1.0000000000000036,
+    and scikit-learn's metrics refused it (16 runs of the KEEL study on page_blocks0 failed)."""
+    from pipeline.calibration import prior_correct
+
+    p = np.array([0.0, 0.5, 1 - 2**-53, 1.0])
+    for train in np.linspace(0.01, 0.9, 90):
+        q = prior_correct(p, float(train), 0.5)
+        assert (q >= 0).all() and (q <= 1).all() and q[-1] == 1.0 and q[0] == 0.0
