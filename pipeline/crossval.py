@@ -104,7 +104,7 @@ def run(cfg: DictConfig) -> experiment.RunResult:
     result.history = history
     clock["evaluated"] = time.perf_counter()
     result.metrics.update(experiment.timings(clock))
-    result.info["data_fingerprint"] = data.fingerprint([whole])
+    result.info["data_fingerprint"] = experiment.fingerprint(cfg)
     result.inputs = [{**part, "part": "all", "dataset": cfg.dataset.name} for part in _describe(whole)]
     return result
 

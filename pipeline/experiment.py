@@ -134,6 +134,16 @@ def prepare(cfg: DictConfig) -> data.Splits:
     return _prepare(OmegaConf.to_yaml(cfg.dataset), cfg.imbalance.positive_rate, OmegaConf.to_yaml(cfg.split), cfg.seed)
 
 
+def fingerprint(cfg: DictConfig) -> str:
+    """The data fingerprint a run of ``cfg`` tags: its split parts', or (``split=cv``) the whole
+    dataset's at its positive rate."""
+    if cfg.split.name == "cv":
+        from pipeline import crossval
+
+        return data.fingerprint([crossval.dataset(cfg)])
+    return prepare(cfg).fingerprint
+
+
 @functools.lru_cache(maxsize=8)
 def _prepare(dataset_yaml: str, rate: float | None, split_yaml: str, seed: int) -> data.Splits:
     split = OmegaConf.create(split_yaml)

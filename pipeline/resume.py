@@ -78,7 +78,7 @@ def kept_run(cfg: DictConfig, how: bool | str) -> Any | None:
     key = (uri, experiment_id, how)
     if key not in _finished:  # read once per process: a sweep's jobs are distinct configurations
         _finished[key] = finished(tracking.client_for(uri), experiment_id, how)
-    return _finished[key].kept(experiment.config_hash(cfg), experiment.prepare(cfg).fingerprint)
+    return _finished[key].kept(experiment.config_hash(cfg), experiment.fingerprint(cfg))
 
 
 _finished: dict[tuple[str, str, bool | str], Finished] = {}

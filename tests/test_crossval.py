@@ -105,3 +105,15 @@ def test_dvc_stages_refuse_cv(make_cfg: Callable[..., DictConfig]) -> None:
     )
     with pytest.raises(ConfigError, match=refused):
         experiment.prepare(make_cfg(*YEAST4))
+
+
+def test_a_cross_validated_sweep_resumes(cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    sweep = ["--multirun", *YEAST4[:1], "dataset.name=yeast4,glass2", "split.repeats=1", "tracking.log_model=false"]
+    first = cli(*sweep)
+    assert first.returncode == 0, first.stderr
+    again = cli(*sweep, "resume=any_code")  # the tree under test may be dirty
+    assert again.returncode == 0, again.stderr
+    assert "resuming: 2 finished runs kept, 0 to run" in again.stderr
+    store = client(tmp_path / "mlflow.db")
+    runs = store.search_runs([store.get_experiment_by_name("adhoc").experiment_id])
+    assert len([r for r in runs if r.data.tags.get("sweep") != "true"]) == 2
