@@ -105,13 +105,16 @@ def verdict_of(cells: pd.DataFrame, metrics: list[str], control: str) -> Verdict
 
     extra = [c for c in cells.columns if c.startswith(CELL_PREFIXES[2:])]
     share = float(cells["test_share"].mean())
-    rows = verdict.paired(cells, metrics, extra, share)
-    rankings = []
-    for model, part in cells.groupby("model", sort=True):
-        rankings += [verdict.rank(part, m, "config", extra, str(model)) for m in metrics if m in part]
-    if cells["model"].nunique() > 1:
-        both = cells.assign(entry=cells["model"] + " " + cells["config"])
-        rankings += [verdict.rank(both, m, "entry", extra, "all models") for m in metrics if m in both]
+    rows, rankings = [], []
+    for metric in metrics:
+        # the metrics of the scores alone compare fixes, not the thresholds applied to their scores
+        table = verdict.without_threshold(cells) if metric in verdict.SCORE_ONLY else cells
+        rows += verdict.paired(table, [metric], extra, share)
+        for model, part in table.groupby("model", sort=True):
+            rankings.append(verdict.rank(part, metric, "config", extra, str(model)))
+        if table["model"].nunique() > 1:
+            both = table.assign(entry=table["model"] + " " + table["config"])
+            rankings.append(verdict.rank(both, metric, "entry", extra, "all models"))
     text = verdict.sentences(rows, rankings, control, metrics)
     return Verdict(cells, verdict.paired_frame(rows), rankings, text)
 

@@ -23,6 +23,21 @@ BLOCK = ("dataset", "positive_rate")
 CONTROL_LABEL = "control"
 
 
+#: Metrics of the scores alone: the decision threshold cannot change them.
+SCORE_ONLY = ("test/pr_auc", "test/roc_auc", "test/brier", "test/ece", "test/log_loss", "test/adaptive_ece")
+
+
+def without_threshold(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells with the threshold policy taken out of each configuration, for the metrics of
+    the scores alone: configurations that differ only in their threshold have the same scores,
+    so they become one (the first run of each cell is kept), as does the control."""
+    strip = cells["label"].str.replace(r"(^| )threshold=\S+", "", regex=True).str.strip().replace("", "default")
+    control = set(strip[cells["config"] == CONTROL_LABEL])
+    config = strip.where(~strip.isin(control), CONTROL_LABEL)
+    keys = [c for c in cells.columns if c not in ("run_id", "label", "config") and not c.startswith("test/")]
+    return cells.assign(config=config).drop_duplicates([*keys, "config"])
+
+
 def better(metric: str) -> int:
     """+1 where larger is better, -1 where smaller is."""
     return -1 if metric in LOWER_IS_BETTER else 1
@@ -187,11 +202,16 @@ def sentences(rows: list[Paired], rankings: list[Ranking], control: str, metrics
     for ranking in headline:
         avg = ranking.average
         verdict = "differ" if ranking.p_value < 0.05 else "do not differ detectably"
+        found = [
+            (str(c).removesuffix(CONTROL_LABEL).strip(), r) for c, r in avg.items() if str(c).endswith(CONTROL_LABEL)
+        ]
+        controls = ", ".join(f"{model} {r:.2f}".strip() for model, r in found)
+        controls = f"the control{'s' if len(found) > 1 else ''} {controls}"
         out.append(
             f"Ranked on {short(ranking.metric)} over {len(ranking.table)} datasets ({ranking.group}), the "
             f"{ranking.table.shape[1]} configurations {verdict} (Friedman chi2 = {ranking.statistic:.1f}, "
-            f"p = {ranking.p_value:.2g}): best {avg.index[0]} (average rank {avg.iloc[0]:.2f}), the control "
-            f"{avg.get(CONTROL_LABEL, np.nan):.2f}, Nemenyi's critical difference {ranking.critical_difference:.2f}."
+            f"p = {ranking.p_value:.2g}): best {avg.index[0]} (average rank {avg.iloc[0]:.2f}), "
+            f"{controls}, Nemenyi's critical difference {ranking.critical_difference:.2f}."
         )
     return " ".join(out)
 
@@ -226,6 +246,7 @@ def cell_frame(params: pd.DataFrame, control: dict[str, str], key: str = "--cont
     return pd.DataFrame(
         {
             "config": labels.where(~is_control, CONTROL_LABEL),
+            "label": labels,
             "dataset": [_dataset(p, varying) for _, p in params.iterrows()],
             "positive_rate": params["imbalance.positive_rate"].map(_rate),
             "model": params["model.name"],

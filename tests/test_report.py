@@ -65,7 +65,8 @@ def _runs(store: Path) -> pd.DataFrame:
         p = run.data.params
         control = p["fix.name"] == "none" and p["threshold.name"] == "max_f1"
         label = "control" if control else f"fix={p['fix.name']} threshold={p['threshold.name']}"
-        rows.append({"run_id": run.info.run_id, "dataset": p["dataset.name"], "config": label, **run.data.metrics})
+        rows.append({"run_id": run.info.run_id, "run_name": f"{p['fix.name']}-{p['threshold.name']}",
+                     "dataset": p["dataset.name"], "config": label, **run.data.metrics})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -76,12 +77,17 @@ def test_ranks_and_friedman_equal_scipy_on_the_stores_runs(study: Path, tmp_path
     assert len(runs) == len(SETS) * 3 * 2
     friedman = pd.read_csv(tmp_path / "report" / "friedman.csv").set_index(["group", "metric"])
     ranks = pd.read_csv(tmp_path / "report" / "ranks.csv")
-    for metric, larger_is_better in (("test/pr_auc", True), ("test/brier", False)):
-        table = runs.pivot(index="dataset", columns="config", values=metric)
+    # PR-AUC and Brier are the scores' alone: a fix is one configuration whatever its threshold
+    scores = runs[runs["run_name"].str.endswith("max_f1")]
+    scores = scores.assign(config=scores["config"].str.split(" ").str[0])  # "fix=smote", "control"
+    for metric, larger_is_better, frame, k in (
+        ("test/pr_auc", True, scores, 3), ("test/brier", False, scores, 3), ("test/f1", True, runs, 6)
+    ):  # fmt: skip
+        table = frame.pivot(index="dataset", columns="config", values=metric)
         chi2, p = stats.friedmanchisquare(*(table[c] for c in table))
         row = friedman.loc[("logreg", metric)]
         assert (row["friedman_chi2"], row["p_value"]) == pytest.approx((chi2, p), rel=1e-9)
-        assert row["datasets"] == len(SETS) and row["dropped"] == 0 and row["configurations"] == 6
+        assert row["datasets"] == len(SETS) and row["dropped"] == 0 and row["configurations"] == k == table.shape[1]
         expected = pd.DataFrame(
             [stats.rankdata(-v if larger_is_better else v) for v in table.to_numpy()], columns=table.columns
         ).mean()
@@ -103,18 +109,21 @@ def test_paired_differences_are_on_matched_cells_only(study: Path, tmp_path: Pat
     done = report(store, tmp_path / "report")
     assert done.returncode == 0, done.stderr
     paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index(["config", "metric"])
-    row = paired.loc[(config, "test/pr_auc")]
+    row = paired.loc[(config, "test/f1")]  # F1 depends on the threshold: smote + max_f1 is its own configuration
     assert row["cells"] == 3 * 3 and row["datasets"] == 3  # three datasets x three folds
-    table = runs.pivot(index="dataset", columns="config", values="test/pr_auc").drop(index="glass2")
+    table = runs.pivot(index="dataset", columns="config", values="test/f1").drop(index="glass2")
     differences = (table[config] - table["control"]).to_numpy()  # each run's value is its folds' mean
     assert row["mean"] == pytest.approx(differences.mean(), abs=1e-12)
     low, high = stats.t.interval(0.95, len(differences) - 1, differences.mean(), stats.sem(differences))
     assert (row["low"], row["high"]) == pytest.approx((low, high), abs=1e-12)
-    other = paired.loc[("fix=smote threshold=fixed", "test/pr_auc")]
+    other = paired.loc[("fix=smote threshold=fixed", "test/f1")]
     assert other["cells"] == 4 * 3 and other["datasets"] == 4
+    # PR-AUC: smote's scores on glass2 are still there (its run with the fixed threshold)
+    assert paired.loc[("fix=smote", "test/pr_auc"), "cells"] == 4 * 3
     friedman = pd.read_csv(tmp_path / "report" / "friedman.csv").set_index(["group", "metric"])
-    assert friedman.loc[("logreg", "test/pr_auc"), "dropped"] == 1
-    assert friedman.loc[("logreg", "test/pr_auc"), "datasets"] == 3
+    assert friedman.loc[("logreg", "test/f1"), "dropped"] == 1
+    assert friedman.loc[("logreg", "test/f1"), "datasets"] == 3
+    assert friedman.loc[("logreg", "test/pr_auc"), "dropped"] == 0
 
 
 def test_the_report_is_a_run_the_ui_can_filter_and_the_next_report_leaves_it_out(study: Path, tmp_path: Path) -> None:
