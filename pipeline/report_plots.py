@@ -63,7 +63,8 @@ def calibration_against_control(paired: pd.DataFrame) -> Figure:
     """Each configuration's paired difference in ECE and Brier from the control, with its 95%
     interval; left of zero is better calibrated than the control."""
     metrics = [m for m in ("test/ece", "test/brier") if m in set(paired["metric"])]
-    fig, axes = _figure(10, 1.2 + 0.24 * paired[["model", "config"]].drop_duplicates().shape[0], cols=len(metrics))
+    shown = paired[paired["metric"].isin(metrics)][["model", "config"]].drop_duplicates()
+    fig, axes = _figure(10, 1.2 + 0.24 * len(shown), cols=len(metrics))
     for ax, metric in zip(axes, metrics, strict=True):
         part = paired[paired["metric"] == metric].sort_values(["model", "config"])
         labels = (part["model"] + " " + part["config"]).tolist()
