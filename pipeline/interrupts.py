@@ -68,12 +68,13 @@ def stop_if_interrupted() -> None:
 _watching: list[int] = []
 
 
-def die_with_parent(every: float = 0.5, grace: float = 60.0) -> None:
+def die_with_parent(every: float = 0.5, grace: float = 20.0) -> None:
     """In a launcher's worker process (joblib, Ray): take SIGINT and SIGTERM as interrupts, as the
     main process does, and interrupt this process when the one that started it is gone (killed
     with ``kill -9``), so that a worker ends its run KILLED and starts no further job instead of
     working on for a dead sweep. The worker exits once it holds no open run (an idle worker
-    waits in C code, where an interrupt does not reach it), or after ``grace`` seconds."""
+    waits in C code, where an interrupt does not reach it), or after ``grace`` seconds, ending
+    the runs it still holds KILLED."""
     if _watching:
         return
     install()
@@ -90,6 +91,8 @@ def die_with_parent(every: float = 0.5, grace: float = 60.0) -> None:
             idle = idle + 1 if not _depth[0] and not (tracking and tracking.open_runs()) else 0
             if idle >= 2:
                 break
+        if tracking:  # still open after the grace: end them here rather than leave them RUNNING
+            tracking.end_open_runs("KILLED", "")
         os._exit(1)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()

@@ -352,11 +352,13 @@ def track(
     tags = {**git_tags(), **SOURCE, **liveness_tags(), "study": str(cfg.study), **(tags or {})}
     if os.environ.get(PARENT_ENV):
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
-    with interrupts.shielded():
-        info = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info
-        run_id = info.run_id
-        _open_runs[run_id] = uri
-    with _ending(client, run_id):
+    with contextlib.ExitStack() as ending:
+        with interrupts.shielded():
+            info = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info
+            run_id = info.run_id
+            # entered inside the shield: a signal that came meanwhile, raised as the shield ends,
+            # ends the run KILLED (outside, it left the run RUNNING in a launcher's worker)
+            ending.enter_context(_ending(client, run_id))
         client.log_batch(run_id, params=_params(flatten(cfg)))
         result = job()
         note = describe(result)

@@ -189,3 +189,17 @@ def test_the_whole_keel_study_and_its_report(tmp_path: Path) -> None:
     out = report(store, tmp_path / "report")
     assert out.returncode == 0, out.stderr
     assert "Ranked on pr_auc over" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_sweeps_parent_run_selects_its_jobs(study: Path, tmp_path: Path) -> None:
+    mlflow = client(study / "mlflow.db")
+    experiment = mlflow.get_experiment_by_name("fixes_across_keel").experiment_id
+    (parent,) = mlflow.search_runs([experiment], "tags.sweep = 'true'")
+    done = _run(
+        "-m", "pipeline.report", "--parent", parent.info.run_id, "--tracking-uri", f"sqlite:///{study}/mlflow.db",
+        "--out", str(tmp_path / "report"), "--metrics", METRICS,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "24 runs, 72 cells" in done.stdout
+    missing = _run("-m", "pipeline.report", "--parent", "0" * 32, "--tracking-uri", f"sqlite:///{study}/mlflow.db")
+    assert missing.returncode == 2 and missing.stderr.startswith(f"error: --parent={'0' * 32} is not accepted")
