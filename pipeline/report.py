@@ -104,6 +104,9 @@ def verdict_of(cells: pd.DataFrame, metrics: list[str], control: str) -> Verdict
     from pipeline import verdict
 
     extra = [c for c in cells.columns if c.startswith(CELL_PREFIXES[2:])]
+    # a configuration run twice on the same cell (two sweeps, no resume) counts once: the newest
+    # run (the store lists runs newest first)
+    cells = cells.drop_duplicates([*verdict.CELL, *extra, "label"])
     share = float(cells["test_share"].mean())
     rows, rankings = [], []
     for metric in metrics:

@@ -203,3 +203,19 @@ def test_a_sweeps_parent_run_selects_its_jobs(study: Path, tmp_path: Path) -> No
     assert "24 runs, 72 cells" in done.stdout
     missing = _run("-m", "pipeline.report", "--parent", "0" * 32, "--tracking-uri", f"sqlite:///{study}/mlflow.db")
     assert missing.returncode == 2 and missing.stderr.startswith(f"error: --parent={'0' * 32} is not accepted")
+
+
+def test_a_configuration_run_twice_on_a_cell_counts_once() -> None:
+    from pipeline.report import verdict_of
+
+    rows = [
+        {"run_id": f"{config}{dataset}{copy}", "config": config, "label": config, "dataset": dataset,
+         "positive_rate": "natural", "model": "logreg", "seed": 0, "fold": 0, "split": "default", "test_share": 0.4,
+         "test/f1": value + copy * 0.5}
+        for dataset, (c_value, s_value) in {"a": (0.5, 0.6), "b": (0.4, 0.45), "c": (0.7, 0.7)}.items()
+        for config, value in (("control", c_value), ("fix=smote", s_value))
+        for copy in ((0, 1) if (config, dataset) == ("fix=smote", "a") else (0,))
+    ]  # fmt: skip
+    result = verdict_of(pd.DataFrame(rows), ["test/f1"], "fix.name=none")
+    (row,) = result.paired.to_dict("records")
+    assert row["cells"] == 3 and row["mean"] == pytest.approx((0.1 + 0.05 + 0.0) / 3)
