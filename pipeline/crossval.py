@@ -26,20 +26,16 @@ from pipeline.errors import ConfigError
 HISTORY_PREFIXES = ("test/", "calib/")
 
 
-def _int(cfg: DictConfig, key: str, low: int) -> int:
-    value = cfg.split.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"split.{key}", value, f"an integer >= {low}")
-    return value
-
-
 def settings(cfg: DictConfig) -> tuple[int, int, float, int]:
     """``(folds, repeats, calib, min_positives)`` of a cv split, each checked."""
-    folds, repeats = _int(cfg, "folds", 2), _int(cfg, "repeats", 1)
-    calib = cfg.split.get("calib")
-    if isinstance(calib, bool) or not isinstance(calib, int | float) or not 0 < calib < 1:
-        raise ConfigError("split.calib", calib, "a fraction in (0, 1) of each fold's training part")
-    return folds, repeats, float(calib), _int(cfg, "min_positives", 1)
+    split = cfg.split
+    data.check_numbers(split, ("calib",), ("folds", "repeats", "min_positives"))
+    for key, low in (("folds", 2), ("repeats", 1), ("min_positives", 1)):
+        if split[key] < low:
+            raise ConfigError(f"split.{key}", split[key], f"an integer >= {low}")
+    if not 0 < split.calib < 1:
+        raise ConfigError("split.calib", split.calib, "a fraction in (0, 1) of each fold's training part")
+    return split.folds, split.repeats, float(split.calib), split.min_positives
 
 
 def dataset(cfg: DictConfig) -> data.Dataset:

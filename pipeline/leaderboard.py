@@ -120,7 +120,7 @@ def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[s
 
 #: The control a sweep's leaderboard compares with when the sweep ran it: no fix, threshold tuned for F1.
 CONTROL = {"fix.name": "none", "threshold.name": "max_f1"}
-_CONTROL_TEXT = "fix=none, threshold=max_f1"
+_CONTROL_TEXT = ", ".join(f"{key.removesuffix('.name')}={value}" for key, value in CONTROL.items())
 
 
 def against_control(records: list[dict], columns: tuple[str, ...]) -> pd.DataFrame | None:

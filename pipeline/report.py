@@ -6,7 +6,6 @@ written to ``reports/<name>/`` and logged as a run tagged ``kind=report``. The s
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,25 +193,21 @@ def _interval_note(paired: pd.DataFrame) -> str:
 
 def log_report(client: Any, experiment_id: str, out: Path, title: str, result: Verdict, params: dict[str, str]) -> str:
     """The report as a FINISHED run tagged ``kind=report`` (filter ``tags.kind = 'report'``)."""
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Param
 
     from pipeline import tracking
 
     tags = {**tracking.git_tags(), "kind": "report", "mlflow.note.content": result.text}
     run_id = str(client.create_run(experiment_id, run_name=title, tags=tags).info.run_id)
-    try:
-        now = int(time.time() * 1000)
-        metrics = [
-            Metric(f"friedman/{r.group}/{r.metric.removeprefix('test/')}/p".replace(" ", "_"), r.p_value, now, 0)
+    with tracking._ending(client, run_id):  # FINISHED, FAILED, or KILLED on Ctrl-C, as every run
+        p_values = {
+            f"friedman/{r.group}/{r.metric.removeprefix('test/')}/p".replace(" ", "_"): r.p_value
             for r in result.rankings
             if not np.isnan(r.p_value)
-        ]
-        client.log_batch(run_id, metrics=metrics, params=[Param(k, v[:6000]) for k, v in params.items()])
+        }
+        tracking.log_metrics(client, run_id, p_values, {})
+        client.log_batch(run_id, params=[Param(k, v[:6000]) for k, v in params.items()])
         client.log_artifacts(run_id, str(out))
-    except BaseException:
-        client.set_terminated(run_id, "FAILED")
-        raise
-    client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
