@@ -7,7 +7,6 @@ Heavy libraries (MLflow, imbalanced-learn, torch) are imported inside the job, s
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from pipeline import interrupts
-from pipeline.errors import ConfigError, Refused
+from pipeline.errors import DISK_FULL, ConfigError, Refused
 from pipeline.paths import CONF_DIR
 from pipeline.schema import Config  # the schema itself is registered by hydra_plugins/imbalance_lab
 
@@ -214,6 +213,15 @@ class StopSweep(BaseException):
     """The store stopped answering and ``tracking.on_unreachable=stop``: no further job starts."""
 
 
+class DiskFull(BaseException):
+    """The run writer found the disk full: ``main`` says so as for a job that filled it. A
+    BaseException, to pass Hydra's callback wrapper (see ``SweepRefused``)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class SweepRefused(BaseException):
     """Bad input found before any job of a sweep starts. A BaseException, so that it passes
     Hydra's callback wrapper, which reports an ``Exception`` as a warning and goes on."""
@@ -242,7 +250,7 @@ class SweepCallback(Callback):
             raise SweepRefused(err) from err
 
     def _start(self, config: DictConfig) -> None:
-        from pipeline import resume, tracking
+        from pipeline import resume, tracking, writer
 
         _sweep_failures.clear()
         _take_credentials(config)
@@ -256,6 +264,7 @@ class SweepCallback(Callback):
                 print(resume_plan(config, jobs), file=sys.stderr)
             name = f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.parent = tracking.open_parent(config, name, f"Sweep `{config.study}`: running.")
+            writer.enable()  # jobs run in this process (basic launcher) hand their runs to a writer
         self.progress = Progress(Path(config.hydra.sweep.dir), None if jobs is None else len(jobs), str(config.study))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -282,11 +291,16 @@ class SweepCallback(Callback):
             _sweep_failures.append({"error": f"sweep report failed: {_one_line(err)}", "user_error": False})
 
     def _report(self, config: DictConfig) -> None:
-        from pipeline import leaderboard, tracking
+        from pipeline import leaderboard, tracking, writer
 
         if self.progress is not None:
             self.progress.close()
         sweep_dir = Path(config.hydra.sweep.dir)
+        unwritten = writer.finish()  # every run handed to the writer is written and ended first
+        if any(done.disk_full for done in unwritten.values()):  # as a job that fills the disk itself
+            raise DiskFull(OSError(DISK_FULL[0], os.strerror(DISK_FULL[0])))
+        for folder, done in unwritten.items():
+            _record_failed(Path(folder), done.error)
         records = read_records(sweep_dir)
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
         if records and all(r["status"] == "REFUSED" for r in records):
@@ -297,6 +311,15 @@ class SweepCallback(Callback):
         if self.parent is not None:
             tracking.close_parent(self.parent, summary.metrics, sweep_dir / "report", summary.note)
             print(_ui_hint(config))
+
+
+def _record_failed(folder: Path, error: str) -> None:
+    """A job whose run the writer could not log: its record says FAILED, with the error."""
+    path = folder / RESULT_FILE
+    if path.is_file():
+        record = json.loads(path.read_text())
+        record.update(status="FAILED", error=error, user_error=False)
+        _write_record(str(folder), record)
 
 
 def read_records(sweep_dir: Path) -> list[dict[str, Any]]:
@@ -494,7 +517,7 @@ def main() -> None:
     except BaseException as err:
         for progress in list(_progress):
             progress.close()
-        if isinstance(err, SweepRefused):
+        if isinstance(err, (SweepRefused, DiskFull)):
             err = err.error
         if isinstance(err, StopSweep):
             sys.modules["pipeline.tracking"].fail_fast()
@@ -523,6 +546,8 @@ def _end_interrupted() -> None:
     if tracking is None:
         return
     tracking.fail_fast()
+    if "pipeline.writer" in sys.modules:  # finished jobs whose runs are not written yet end KILLED
+        sys.modules["pipeline.writer"].stop()
     tracking.end_open_runs("KILLED", "interrupted")
     try:
         tracking.end_orphans()
@@ -530,11 +555,12 @@ def _end_interrupted() -> None:
         print(f"could not end the workers' runs ({_one_line(err)}); the next start ends them", file=sys.stderr)
 
 
-#: What a full disk (or quota, or file size limit) raises.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-
-
 def _end_open_runs(status: str, error: str) -> None:
+    """After an error: the runs handed to the writer are written first (or kept for relog, each
+    failure said in one line), then this process's open runs end ``status``."""
+    if "pipeline.writer" in sys.modules:
+        for line in sorted({done.error for done in sys.modules["pipeline.writer"].finish().values()}):
+            print(f"error: {line}", file=sys.stderr)
     if "pipeline.tracking" in sys.modules:
         sys.modules["pipeline.tracking"].end_open_runs(status, error)
 

@@ -29,22 +29,31 @@ class Unlogged(RuntimeError):
     """Logging a finished job's results failed; they are on disk."""
 
 
-def _job_folder() -> Path:
+def job_folder() -> Path:
+    """The Hydra job's output folder (the current one outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
 
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
 
 
 def keep(
-    run_id: str, experiment: str, uri: str, cfg: DictConfig, result: Any, note: str, err: BaseException
+    run_id: str,
+    experiment: str,
+    uri: str,
+    cfg: DictConfig,
+    result: Any,
+    note: str,
+    err: BaseException,
+    folder: Path | None = None,
 ) -> BaseException:
     """Write what the run computed to ``unlogged/`` and return the error to raise: ``Unlogged``
     naming the folder, or ``err`` itself if the folder cannot be written (a full disk, or ``err``
-    came from writing the run's files in the first place)."""
+    came from writing the run's files in the first place). ``folder``: the job's folder (default:
+    the current Hydra job's)."""
     from pipeline import tracking
 
     tracking.unreachable(err)  # later calls to a server that is gone get one try each
-    where = _job_folder() / FOLDER
+    where = (folder or job_folder()) / FOLDER
     part = where.with_name(FOLDER + ".part")
     try:
         shutil.rmtree(part, ignore_errors=True)

@@ -109,10 +109,7 @@ def _store_path(uri: str) -> Path | None:
 def _client(uri: str) -> Any:
     from mlflow import MlflowClient
 
-    # MLflow's INFO lines (store creation, migrations) and the pickle notice on every model
-    # save would bury a run's one-line summary or error.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    _quiet_mlflow()
     path = _store_path(uri)
     if path is not None and uri not in _opened:
         _open_sqlite(path, uri)
@@ -150,9 +147,23 @@ def _check_server(uri: str) -> None:
     _opened.add(uri)
 
 
-def client_for(uri: str) -> Any:
-    """An MLflow client on a resolved tracking URI (the store created safely first)."""
-    return _client(uri)
+def client_for(uri: str, check: bool = True) -> Any:
+    """An MLflow client on a resolved tracking URI (the store created safely first). Without
+    ``check``, for a store this process's parent made or checked already (the run writer): no
+    lock, no health request, so a server that went away fails the first real request instead."""
+    if check:
+        return _client(uri)
+    from mlflow import MlflowClient
+
+    _quiet_mlflow()
+    return MlflowClient(tracking_uri=uri)
+
+
+def _quiet_mlflow() -> None:
+    # MLflow's INFO lines (store creation, migrations) and the pickle notice on every model
+    # save would bury a run's one-line summary or error.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
 
 
 #: SQLite stores this process has created or checked (under the lock) already.
@@ -265,8 +276,11 @@ def end_orphans(grace: float = 10.0) -> None:
         start = time.monotonic()
         while True:
             running = client.search_runs([experiment], query)
-            _end_dead(client, [r for r in running if dead(r.data.tags)])
-            alive = [r for r in running if not dead(r.data.tags) and r.data.tags.get("host") == socket.gethostname()]
+            # this process's own (handed to its run writer, which is gone by now) count as dead
+            own = {r.info.run_id for r in running if r.data.tags.get("pid") == str(os.getpid())}
+            _end_dead(client, [r for r in running if dead(r.data.tags) or r.info.run_id in own])
+            alive = [r for r in running if not dead(r.data.tags) and r.info.run_id not in own
+                     and r.data.tags.get("host") == socket.gethostname()]  # fmt: skip
             waited = time.monotonic() - start
             if not alive or waited > grace + 10:
                 break
@@ -346,6 +360,8 @@ def track(
 
     ``describe(result)`` gives the run's Markdown note; ``tags`` are added to the run's own.
     The run ends FINISHED, FAILED (error tag) or KILLED (Ctrl-C, SIGTERM); the exception is re-raised.
+    In a sweep's own process the finished job's metrics and files are handed to the run writer
+    (``pipeline.writer``), which ends the run once they are written, while the next job runs.
     """
     uri, experiment = prepare(cfg)
     client = _client(uri)
@@ -360,13 +376,24 @@ def track(
             # ends the run KILLED (outside, it left the run RUNNING in a launcher's worker)
             ending.enter_context(_ending(client, run_id))
         client.log_batch(run_id, params=_params(flatten(cfg)))
-        result = job()
-        note = describe(result)
-        try:
-            _log_result(client, run_id, cfg, result, note, info.artifact_uri)
-        except Exception as err:  # the store went away (or refused): what the job computed is kept
-            from pipeline import relog
+        from threadpoolctl import threadpool_limits
 
+        from pipeline import relog, writer
+
+        with threadpool_limits(writer.job_threads()):
+            result = job()
+        note = describe(result)
+
+        if writer.deferring():  # a sweep's own process: the writer logs the rest and ends the run
+            item = writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True), result,
+                               note, info.artifact_uri, str(relog.job_folder()))  # fmt: skip
+            with interrupts.shielded():
+                writer.submit(item)
+                ending.pop_all()  # handed over: not ended here
+            return result
+        try:
+            log_result(client, run_id, cfg, result, note, info.artifact_uri)
+        except Exception as err:  # the store went away (or refused): what the job computed is kept
             raise relog.keep(run_id, experiment_name(cfg), uri, cfg, result, note, err) from err
     return result
 
@@ -379,7 +406,7 @@ def _requirements() -> tuple[str, ...]:
     return tuple(f"{name}=={version(name)}" for name in names)
 
 
-def _log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
+def log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
     from mlflow.entities import RunTag
 
     tags = {**result.info, "mlflow.note.content": note}
@@ -412,11 +439,18 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], history: di
         client.log_batch(run_id, metrics=entities[start : start + BATCH])
 
 
+#: Seconds to wait between a run's plots and its other files: the fault tests' window in which
+#: a run is half written (unset: no wait).
+WRITE_PAUSE_ENV = "IMBALANCE_LAB_TEST_WRITE_PAUSE"
+
+
 def write_artifacts(out: Path, cfg: DictConfig, result: Any) -> None:
     """A run's files: plots, curves, the prediction table, its config and (``log_model``) its model."""
     from pipeline import plots
 
     plots.write_all(result.curves, out)
+    if os.environ.get(WRITE_PAUSE_ENV):  # fault tests: a window in which a run is half written
+        time.sleep(float(os.environ[WRITE_PAUSE_ENV]))
     (out / "predictions").mkdir(parents=True, exist_ok=True)
     result.predictions.to_parquet(out / "predictions" / "test.parquet")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -508,13 +542,13 @@ class _ending:
                 self.client.set_terminated(self.run_id, "FINISHED")
             else:  # the error on its way out is the one to report, even if the store is gone too
                 if issubclass(kind, (KeyboardInterrupt, SystemExit)) or interrupts.received():
-                    _end_quietly(self.client, self.run_id, "KILLED", "")
+                    end_quietly(self.client, self.run_id, "KILLED", "")
                 else:
-                    _end_quietly(self.client, self.run_id, "FAILED", one_line(err))
+                    end_quietly(self.client, self.run_id, "FAILED", one_line(err))
             _open_runs.pop(self.run_id, None)
 
 
-def _end_quietly(client: Any, run_id: str, status: str, error: str) -> None:
+def end_quietly(client: Any, run_id: str, status: str, error: str) -> None:
     """End a run, or say in one line that the store would not (the next start reconciles it)."""
     try:
         if error:
@@ -592,6 +626,18 @@ def close_parent(run_id: str, metrics: dict[str, float], artifacts: Path, note: 
     os.environ.pop(PARENT_ENV, None)
 
 
+def forget(run_id: str) -> None:
+    """The run was ended elsewhere (by the writer)."""
+    _open_runs.pop(run_id, None)
+
+
+def end_held(run_id: str, status: str, error: str) -> None:
+    """End a run this process opened and handed to a writer that is gone."""
+    uri = _open_runs.pop(run_id, None)
+    if uri is not None:
+        end_quietly(_client(uri), run_id, status, error)
+
+
 def open_runs() -> list[str]:
     """The runs this process opened and has not ended yet."""
     return list(_open_runs)
@@ -601,7 +647,7 @@ def end_open_runs(status: str, error: str) -> None:
     """End every run this process left open (an interrupted or failed sweep's parent)."""
     with interrupts.shielded():
         for run_id, uri in list(_open_runs.items()):
-            _end_quietly(_client(uri), run_id, status, error)
+            end_quietly(_client(uri), run_id, status, error)
             _open_runs.pop(run_id, None)
         os.environ.pop(PARENT_ENV, None)
 

@@ -138,7 +138,11 @@ def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: b
              f"hydra.run.dir={disk}/run", f"hydra.sweep.dir={disk}/sweep"],
             cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300,
         )  # fmt: skip
-    lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if "job/s" not in line and line.strip()]
+    lines = [
+        line
+        for line in done.stderr.replace("\r", "\n").splitlines()
+        if "job/s" not in line and "s/job" not in line and line.strip()
+    ]
     assert done.returncode == 1 and lines == [
         "error: disk full (No space left on device); free space, then rerun with resume=true"
     ], done.stderr[-3000:]
@@ -326,3 +330,87 @@ def test_relog_creates_the_run_a_store_never_had_and_refuses_an_empty_path(tmp_p
     with pytest.raises(SystemExit) as ended:
         relog.main([str(tmp_path)])
     assert ended.value.code == 2 and "hold no unlogged/run.json" in capsys.readouterr().err
+
+
+def _session_alive(sid: int) -> list[int]:
+    """Processes of session ``sid`` still alive (zombies excluded)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] not in ("Z", "X"):
+                alive.append(int(stat.parent.name))
+    return alive
+
+
+def _finished(store: Path) -> int:
+    """Runs FINISHED so far (0 while the store is being made)."""
+    try:
+        return _statuses(store)["FINISHED"]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _half_written(artifacts: Path) -> list[Path]:
+    """Runs' artifact folders with their plots written and their prediction table not yet."""
+    return [p.parent.parent for p in artifacts.glob("*/artifacts/plots/pr.png")
+            if not (p.parent.parent / "predictions").exists()]  # fmt: skip
+
+
+def _complete(folder: Path) -> bool:
+    """A run's files all there: a plot per figure curve, the predictions, its config and its model."""
+    from pipeline import plots
+
+    figures = {p.stem for p in (folder / "curves").glob("*.json")} & set(plots.KINDS)
+    return (
+        bool(figures)
+        and {p.stem for p in (folder / "plots").glob("*.png")} == figures
+        and (folder / "predictions" / "test.parquet").is_file()
+        and (folder / "config.yaml").is_file()
+        and (folder / "model" / "MLmodel").is_file()
+    )
+
+
+@pytest.mark.fault(
+    "Ctrl-C, and `kill -9`, to a sweep while its run writer is half-way through a run's files",
+    (
+        "every run FINISHED has all its files (plots, predictions, config, model); the half-written one "
+        "and those not yet written end KILLED (after `kill -9`, at the next start); no writer left"
+    ),
+)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["Ctrl-C", "kill -9"])
+def test_a_sweep_stopped_while_its_runs_are_written_loses_no_file(tmp_path: Path, sig: signal.Signals) -> None:
+    """The writer is slowed (a pause between a run's plots and its other files) so that the
+    signal lands while a run is half written, with finished jobs queued behind it."""
+    store = tmp_path / "mlflow.db"
+    env = {**_env(), tracking.WRITE_PAUSE_ENV: "1.5"}
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--multirun", "seed=range(0,8)", *SMALL, "metrics.n_boot=0",
+         "study=writer", f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/s"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    artifacts, deadline = tmp_path / "mlartifacts", time.time() + 240
+    while time.time() < deadline and not (_half_written(artifacts) and _finished(store)):
+        time.sleep(0.05)
+    (half,) = _half_written(artifacts)
+    if sig == signal.SIGINT:
+        os.killpg(sweep.pid, sig)  # as a terminal's Ctrl-C: the whole process group
+    else:
+        sweep.send_signal(sig)  # the sweep's process alone: its writer must die with it
+    _, err = sweep.communicate(timeout=120)
+    assert sweep.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err[-2000:]
+    time.sleep(0.5)
+    assert _session_alive(sweep.pid) == []  # no writer left behind
+    c = client(store)
+    (experiment,) = [e.experiment_id for e in c.search_experiments() if e.name == "writer"]
+    if sig == signal.SIGKILL:
+        assert tracking.reconcile(c, experiment) >= 2  # the parent and the runs the writer held
+    runs = [r for r in c.search_runs([experiment]) if "mlflow.parentRunId" in r.data.tags]
+    statuses = Counter(r.info.status for r in runs)
+    assert set(statuses) == {"FINISHED", "KILLED"} and statuses["KILLED"] >= 2, statuses
+    for run in runs:
+        folder = artifacts / run.info.run_id / "artifacts"
+        assert run.info.status == "KILLED" or _complete(folder), (run.info.run_id, sorted(folder.rglob("*")))
+    (half_run,) = [r for r in runs if r.info.run_id == half.parent.name]
+    assert half_run.info.status == "KILLED"  # Ctrl-C: its files may be complete, the stop came first
