@@ -8,7 +8,9 @@ point at, finds every link: 2 x minority queries instead of one per row.
 
 The neighbours come from the same ``NearestNeighbors(n_neighbors=2)`` fitted on all rows, asked
 about a subset of them, so ties and duplicates resolve exactly as in imbalanced-learn (column 1
-of the answer, which for a duplicated row may be the row itself).
+of the answer, which for a duplicated row may be the row itself). Each row is first asked alone
+(cheap); only a row whose neighbours lie within rounding of each other is asked again in the
+shape of the full query (see ``_Neighbours``), which costs a query of thousands of rows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from imblearn.under_sampling import TomekLinks
+from scipy.sparse import issparse
 from sklearn import get_config
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils import _safe_indexing
@@ -31,6 +34,8 @@ class FastTomekLinks(TomekLinks):
     ----------
     sample_indices_ : indices of the rows kept, as in ``TomekLinks``.
     n_queries_ : how many rows were asked for their nearest neighbour.
+    n_exact_ : how many of them (near-ties, duplicates) were asked again in the shape of the
+        full query, so that rounding decides as it does there.
     """
 
     def _fit_resample(self, X: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
@@ -39,7 +44,7 @@ class FastTomekLinks(TomekLinks):
         if len(classes) != 2 or len(y) <= _split_by_queries_above(chunk):
             # three or more classes: a link may hold no row of the smallest. Few rows: the full
             # query is cheap, and it is the one that decides ties (see _Neighbours)
-            self.n_queries_ = len(y)
+            self.n_queries_ = self.n_exact_ = len(y)
             return super()._fit_resample(X, y)
         nn = NearestNeighbors(n_neighbors=2, n_jobs=self.n_jobs).fit(X)
         nns = _Neighbours(nn, X, chunk).second(len(y))
@@ -49,6 +54,7 @@ class FastTomekLinks(TomekLinks):
         across = np.unique(pointed[y[pointed] != y[small]])  # other-class rows a small-class row points at
         nns.ask(across)
         self.n_queries_ = len(small) + len(across)
+        self.n_exact_ = nns.n_exact
         mutual = small[(y[pointed] != y[small]) & (nns.of[pointed] == small)]
         links = np.zeros(len(y), dtype=bool)
         cleaned = np.isin(y, list(self.sampling_strategy_))
@@ -81,6 +87,9 @@ class _Neighbours:
     def __init__(self, nn: NearestNeighbors, X: Any, chunk: int) -> None:
         self.nn, self.X, self.chunk = nn, X, chunk
         self.of = np.empty(0, dtype=np.intp)
+        self.norms: np.ndarray | None = None
+        #: rows whose answer needed the query in the full query's shape (near-ties, duplicates)
+        self.n_exact = 0
 
     def second(self, n: int) -> _Neighbours:
         self.of = np.full(n, -1, dtype=np.intp)
@@ -95,6 +104,37 @@ class _Neighbours:
             return
         if self.nn._fit_method != "brute":
             self.of[rows] = self._query(rows)
+            return
+        self._clear_answers(rows)
+        unclear = rows[self.of[rows] < 0]
+        self.n_exact += len(unclear)
+        self._ask_as_the_full_query(unclear)
+
+    def _clear_answers(self, rows: np.ndarray) -> None:
+        """Answer the rows whose neighbour no rounding can change, from a plain query of them
+        alone. A row's answer is clear when it is its own nearest row and its
+        first and second neighbours lie apart by far more than the rounding of the brute
+        search's |x|^2 - 2 x.y + |y|^2 (about 1e-15 of the squared norms): then every way of
+        computing the distances orders them alike. Duplicates and near-ties are left to the
+        exact query (``_ask_as_the_full_query``)."""
+        if issparse(self.X):
+            return
+        distance, found = self.nn.kneighbors(_safe_indexing(self.X, rows), n_neighbors=3)
+        squared = distance**2
+        norms = self._norms()
+        scale = norms[rows][:, None] + norms[found]
+        apart = np.diff(squared, axis=1) > 1e-9 * (scale[:, 1:] + scale[:, :-1]) + 1e-12
+        clear = (found[:, 0] == rows) & apart.all(axis=1)
+        self.of[rows[clear]] = found[clear, 1]
+
+    def _norms(self) -> np.ndarray:
+        if self.norms is None:
+            X = np.asarray(self.X, dtype=float)
+            self.norms = np.einsum("ij,ij->i", X, X)
+        return self.norms
+
+    def _ask_as_the_full_query(self, rows: np.ndarray) -> None:
+        if not len(rows):
             return
         n = len(self.of)
         tail_start = n - n % self.chunk  # the full query's last, partial chunk starts here

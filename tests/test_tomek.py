@@ -46,6 +46,21 @@ def test_fast_tomek_removes_exactly_what_imblearn_removes(seed: int, strategy: s
         assert yf.sum() == y.sum()  # only the majority class is cleaned
 
 
+def test_only_rows_near_a_tie_are_asked_in_the_full_querys_shape() -> None:
+    """Continuous data (brute search, 25 features) with some rows duplicated: most rows get
+    their answer from the plain query, the duplicated ones from the exact one; same rows kept."""
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(FAST_FROM + 1500, 25))
+    X[-40:] = X[:40]  # duplicates, some across the classes
+    y = (rng.random(len(X)) < 0.05).astype(int)
+    y[:20] = 1
+    reference, fast = TomekLinks(), FastTomekLinks()
+    reference.fit_resample(X, y)
+    fast.fit_resample(X, y)
+    assert np.array_equal(fast.sample_indices_, reference.sample_indices_)
+    assert 0 < fast.n_exact_ < fast.n_queries_ / 4
+
+
 def test_few_rows_or_three_classes_take_the_full_query_and_agree() -> None:
     rng = np.random.default_rng(0)
     X = rng.integers(0, 3, (300, 2)).astype(float)
