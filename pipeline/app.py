@@ -114,6 +114,8 @@ def check_run_config(cfg: DictConfig) -> None:
         tracking.check_uri(cfg.tracking.uri)
     if cfg.tracking.get("on_unreachable", "continue") not in ("continue", "stop"):
         raise ConfigError("tracking.on_unreachable", cfg.tracking.on_unreachable, "continue or stop")
+    if cfg.tracking.get("writer", "auto") not in ("auto", "always", "never"):
+        raise ConfigError("tracking.writer", cfg.tracking.writer, "auto, always or never")
     if HydraConfig.initialized():
         check_overrides(list(HydraConfig.get().overrides.task))
 
@@ -264,7 +266,8 @@ class SweepCallback(Callback):
                 print(resume_plan(config, jobs), file=sys.stderr)
             name = f"{config.study}-{time.strftime('%Y%m%d-%H%M%S')}"
             self.parent = tracking.open_parent(config, name, f"Sweep `{config.study}`: running.")
-            writer.enable()  # jobs run in this process (basic launcher) hand their runs to a writer
+            if writer.wanted(str(config.tracking.get("writer", "auto")), None if jobs is None else len(jobs)):
+                writer.enable()  # jobs run in this process (basic launcher) hand their runs to a writer
         self.progress = Progress(Path(config.hydra.sweep.dir), None if jobs is None else len(jobs), str(config.study))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:

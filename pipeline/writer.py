@@ -190,6 +190,16 @@ def _die_with(parent: int) -> None:
 _state: dict[str, Any] = {"writer": None, "pid": None}
 
 
+#: A sweep with fewer jobs than this writes its own runs (``tracking.writer=auto``): the writer's
+#: start (about 3 s of imports on the other core) would cost more than it hides.
+AUTO_FROM_JOBS = 8
+
+
+def wanted(setting: str, jobs: int | None) -> bool:
+    """Whether a sweep of ``jobs`` jobs (None: not known in advance) defers to a writer."""
+    return setting == "always" or (setting == "auto" and (jobs is None or jobs >= AUTO_FROM_JOBS))
+
+
 def enable() -> None:
     """Defer the runs of this process's jobs to a writer (started at the first one)."""
     _state["pid"] = os.getpid()

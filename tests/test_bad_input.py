@@ -82,6 +82,7 @@ CASES = [
     ("tracking uri scheme", ["tracking=sqlite", "tracking.uri=garbage://x"], "tracking.uri=garbage://x"),
     ("tracking uri plain path", ["tracking=sqlite", "tracking.uri=/tmp/store"], "tracking.uri=/tmp/store"),
     ("tracking uri file store", ["tracking=sqlite", "tracking.uri=file:///tmp/mlruns"], "tracking.uri=file:"),
+    ("run writer unknown", ["tracking.writer=sometimes"], "tracking.writer=sometimes"),
     ("resume not a mode", ["resume=maybe"], "resume=maybe"),
     ("table missing file", ["dataset=table", "dataset.path=/nonexistent/x.csv", "dataset.target=y"], "dataset.path"),
     ("table missing target", ["dataset=table", "dataset.path={ok}", "dataset.target=nope"], "dataset.target=nope"),

@@ -100,6 +100,7 @@ def test_second_repro_does_nothing_and_a_calibration_change_skips_prepare(repo: 
     assert "Running stage 'train'" in changed and "Running stage 'evaluate'" in changed
 
 
+@pytest.mark.slow  # two `dvc exp run`s (about 30 s)
 def test_experiments_show_and_plots_diff_overlay_both_pr_curves(repo: tuple[Path, Run]) -> None:
     root, run = repo
     run("dvc", "exp", "run", "-n", "exp-smote", "-S", "fix=smote", "-S", "imbalance.positive_rate=0.1")

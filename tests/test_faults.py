@@ -56,7 +56,9 @@ def _alive(pid: int) -> bool:
         "ends the parent KILLED"
     ),
 )
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
+@pytest.mark.parametrize(
+    "sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow), signal.SIGKILL], ids=["SIGTERM", "kill -9"]
+)
 def test_joblib_workers_end_their_runs_and_die_with_the_sweep(tmp_path: Path, sig: signal.Signals) -> None:
     """SIGTERM: every run of every worker ends KILLED, none RUNNING. ``kill -9`` of the sweep's
     process: its workers end their runs KILLED and start no further job; the parent, which
@@ -132,7 +134,7 @@ def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: b
         c = client(store)
         tracking.client_for(f"sqlite:///{store}")
         c.create_experiment("full", artifact_location=(disk / "artifacts").as_uri())
-        args = ["--multirun", "seed=0,1"] if sweep else []
+        args = ["--multirun", "seed=0,1", "tracking.writer=always"] if sweep else []
         done = subprocess.run(
             [sys.executable, "-m", "pipeline", *args, *FAST, "study=full", f"tracking.uri=sqlite:///{store}",
              f"hydra.run.dir={disk}/run", f"hydra.sweep.dir={disk}/sweep"],
@@ -266,7 +268,7 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     sweep = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none", "tracking=server",
          f"tracking.uri={url}", "dataset.n_samples=30000", "metrics.n_boot=0", "tracking.log_model=false",
-         "study=down", f"tracking.on_unreachable={then}", f"hydra.sweep.dir={tmp_path}/s"],
+         "study=down", f"tracking.on_unreachable={then}", "tracking.writer=always", f"hydra.sweep.dir={tmp_path}/s"],
         cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -138,9 +138,10 @@ def _integrity(store: Path) -> tuple[str, str]:
 
 
 @pytest.mark.fault(
-    "8 joblib workers on a store that does not exist yet",
+    "8 joblib workers on a store that does not exist yet (`slow`)",
     "all runs FINISHED, the store intact (WAL)",
 )
+@pytest.mark.slow  # 8 worker processes importing the stack on 2 cores (about 45 s)
 def test_eight_joblib_workers_on_a_fresh_store_lose_nothing(tmp_path: Path) -> None:
     store = tmp_path / "fresh" / "mlflow.db"
     done = _pipeline("--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=8",
@@ -181,30 +182,37 @@ def test_eight_processes_starting_at_once_on_a_fresh_store(tmp_path: Path) -> No
     assert {r.info.status for r in runs} == {"FINISHED"} and _integrity(store) == ("ok", "wal")
 
 
-def test_joblib_and_ray_sweeps_give_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
-    """The same config and seed give the same metrics whichever launcher ran the job."""
-    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+def _launcher_sweep(tmp_path: Path, name: str, *launcher: str) -> dict[str, dict[str, float]]:
+    """Each FINISHED job run's metrics (but timings) of a two-job sweep under ``launcher``."""
+    store = tmp_path / f"{name}.db"
+    done = _pipeline("--multirun", *launcher, "fix=none,smote", *FAST, "study=ray",
+                     f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/{name}")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    c = client(store)
+    runs = c.search_runs([c.get_experiment_by_name("ray").experiment_id])
+    parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    return {
+        r.info.run_name: {k: v for k, v in r.data.metrics.items() if not k.startswith("time/")}
+        for r in runs
+        if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id and r.info.status == "FINISHED"
+    }
 
-    def sweep(name: str, *launcher: str) -> dict[str, dict[str, float]]:
-        store = tmp_path / f"{name}.db"
-        done = _pipeline("--multirun", *launcher, "fix=none,smote", *FAST, "study=ray",
-                         f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/{name}")  # fmt: skip
-        assert done.returncode == 0, done.stderr
-        c = client(store)
-        runs = c.search_runs([c.get_experiment_by_name("ray").experiment_id])
-        parents = [r for r in runs if r.data.tags.get("sweep") == "true"]
-        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-        return {
-            r.info.run_name: {k: v for k, v in r.data.metrics.items() if not k.startswith("time/")}
-            for r in runs
-            if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id and r.info.status == "FINISHED"
-        }
 
-    basic = sweep("basic")
+def test_a_joblib_sweep_gives_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
+    """The same config and seed give the same metrics whichever launcher ran the job (the basic
+    launcher's jobs hand their runs to the run writer; joblib's workers write their own)."""
+    basic = _launcher_sweep(tmp_path, "basic")
     assert set(basic) == {"none-logreg-none-p0.1-s0", "smote-logreg-none-p0.1-s0"}
-    assert sweep("joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2") == basic
-    assert sweep("ray", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
-                 "+hydra.launcher.ray.init.include_dashboard=false") == basic  # fmt: skip
+    assert _launcher_sweep(tmp_path, "joblib", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2") == basic
+
+
+@pytest.mark.slow  # Ray's start-up on 2 cores (about 40 s)
+def test_a_ray_sweep_gives_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    basic = _launcher_sweep(tmp_path, "basic")
+    assert _launcher_sweep(tmp_path, "ray", "hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2",
+                           "+hydra.launcher.ray.init.include_dashboard=false") == basic  # fmt: skip
 
 
 def test_sweep_into_mlflow_server_on_postgresql(postgres_server: server.Server, tmp_path: Path) -> None:
