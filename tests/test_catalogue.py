@@ -155,6 +155,7 @@ def test_gaussian_mixture_positives_are_hard_to_tell_from_real_ones() -> None:
     assert generative.two_sample_auc(X[y == 1], off_distribution, seed=0) > 0.95
 
 
+@pytest.mark.slow  # each check fits the sampler's random-forest two-sample diagnostic many times (about 37 s)
 @imblearn_checks([generative.GaussianMixtureOverSampler(random_state=0)])
 def test_gaussian_mixture_sampler_passes_imblearns_checks(estimator: object, check: Callable[[object], None]) -> None:
     check(estimator)
