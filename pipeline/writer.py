@@ -56,8 +56,8 @@ class Item:
 
 @dataclass
 class Done:
-    """The writer's answer for one run: how it ended, why if not FINISHED, and whether the
-    disk was full."""
+    """The writer's answer for one run: how it ended, why if not FINISHED (the line the sweep
+    prints and records for the job), and whether the disk was full."""
 
     run_id: str
     status: str
@@ -159,7 +159,7 @@ def write(item: Item, stop_code: Any) -> Done:
 
     cfg = OmegaConf.create(item.cfg)
     client = tracking.client_for(item.uri, check=False)
-    status, error, disk_full = _STOP_CODES[stop_code.value], "", False
+    status, error, line, disk_full = _STOP_CODES[stop_code.value], "", "", False
     if not status:
         try:
             tracking.log_result(client, item.run_id, cfg, item.result, item.note, item.artifact_uri)
@@ -169,10 +169,12 @@ def write(item: Item, stop_code: Any) -> Done:
             kept = relog.keep(item.run_id, item.experiment, item.uri, cfg, item.result, item.note, err, folder)
             status, error = "FAILED", tracking.one_line(kept)
             disk_full = isinstance(kept, OSError) and kept.errno in DISK_FULL
+            said = str(kept).strip()  # the job's line, as the app says a job's error (no type name)
+            line = tracking.short(said.splitlines()[0]) if said else type(kept).__name__
     if status == "FINISHED" and stop_code.value:  # the sweep stopped while this one was written
         status = _STOP_CODES[stop_code.value]
     tracking.end_quietly(client, item.run_id, status, error)
-    return Done(item.run_id, status, error, disk_full)
+    return Done(item.run_id, status, line if status == "FAILED" else error, disk_full)
 
 
 def _die_with(parent: int) -> None:
