@@ -376,11 +376,9 @@ def track(
             # ends the run KILLED (outside, it left the run RUNNING in a launcher's worker)
             ending.enter_context(_ending(client, run_id))
         client.log_batch(run_id, params=_params(flatten(cfg)))
-        from threadpoolctl import threadpool_limits
-
         from pipeline import relog, writer
 
-        with threadpool_limits(writer.job_threads()):
+        with writer.job_threads():
             result = job()
         note = describe(result)
 

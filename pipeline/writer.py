@@ -174,7 +174,7 @@ def write(item: Item, stop_code: Any) -> Done:
     if status == "FINISHED" and stop_code.value:  # the sweep stopped while this one was written
         status = _STOP_CODES[stop_code.value]
     tracking.end_quietly(client, item.run_id, status, error)
-    return Done(item.run_id, status, line if status == "FAILED" else error, disk_full)
+    return Done(item.run_id, status, line, disk_full)
 
 
 def _die_with(parent: int) -> None:
@@ -188,8 +188,9 @@ def _die_with(parent: int) -> None:
         os._exit(1)
 
 
-#: This process's writer while it defers (see ``enable``), with the pid that enabled it.
-_state: dict[str, Any] = {"writer": None, "pid": None}
+#: This process's writer while it defers (see ``enable``), the pid that enabled it, and the
+#: answers of a writer that died mid-sweep (job folder -> ``Done``), for ``finish``.
+_state: dict[str, Any] = {"writer": None, "pid": None, "failed": {}}
 
 
 #: A sweep with fewer jobs than this writes its own runs (``tracking.writer=auto``): the writer's
@@ -211,19 +212,23 @@ def deferring() -> bool:
     return _state["pid"] == os.getpid()
 
 
-def job_threads() -> int | None:
-    """The threads a job's numerical libraries may use while the writer runs beside it: all
-    cores but the writer's one (None: no limit, when not deferring). On 2 cores a job's BLAS and
-    OpenMP threads otherwise wait on the writer's core: 0.30 s a seed_demo job alone, 0.45 s
-    beside a busy process, 0.31 s with one thread."""
-    return max(1, (os.cpu_count() or 1) - 1) if deferring() else None
+def job_threads() -> contextlib.AbstractContextManager[Any]:
+    """While deferring, a job's numerical libraries use all cores but the writer's one (else no
+    limit, and none of threadpoolctl's 3 ms library scan). On 2 cores a job's BLAS and OpenMP
+    threads otherwise wait on the writer's core: 0.30 s a seed_demo job alone, 0.45 s beside a
+    busy process, 0.31 s with one thread."""
+    if not deferring():
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(max(1, (os.cpu_count() or 1) - 1))
 
 
 def submit(item: Item) -> None:
     writer = _state["writer"]
     if writer is not None and not writer.process.is_alive():  # it died: its runs end FAILED, a new one starts
         writer.close("FAILED", "the run writer process died")
-        _state["failed"] = {**_state.get("failed", {}), **writer.failed}
+        _state["failed"] = {**_state["failed"], **writer.failed}
         writer = None
     if writer is None:
         writer = _state["writer"] = Writer()
@@ -233,7 +238,7 @@ def submit(item: Item) -> None:
 def finish() -> dict[str, Done]:
     """Wait for every handed-over run to be written and ended; stop deferring. Returns the job
     folders whose run ended FAILED in the writer, with the error."""
-    writer, failed = _state["writer"], dict(_state.get("failed", {}))
+    writer, failed = _state["writer"], dict(_state["failed"])
     if writer is not None:  # an interrupt meanwhile leaves it to ``stop``
         writer.wait(None)
         writer.close("FAILED", "the run writer process died")

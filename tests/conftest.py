@@ -70,6 +70,21 @@ def client(store: Path):  # type: ignore[no-untyped-def]
     return MlflowClient(tracking_uri=f"sqlite:///{store}")
 
 
+def job_runs(store: Path, status: str) -> int:
+    """How many of a sweep's job runs (those with a parent run) have ``status`` now, read
+    without writing; 0 while the store is not made yet."""
+    import contextlib
+    import sqlite3
+
+    query = ("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+             "and t.key = 'mlflow.parentRunId' where r.status = ?")  # fmt: skip
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=20)) as db:
+            return int(db.execute(query, (status,)).fetchone()[0])
+    except sqlite3.OperationalError:  # no store, or no tables in it yet
+        return 0
+
+
 def free_port() -> int:
     """A TCP port nothing listens on now."""
     with socket.socket() as s:

@@ -21,7 +21,7 @@ import pytest
 
 from pipeline import server, tracking
 from pipeline.paths import REPO_ROOT
-from tests.conftest import SMALL, client
+from tests.conftest import SMALL, client, job_runs
 
 FAST = [*SMALL, "metrics.n_boot=0", "tracking.log_model=false"]
 
@@ -34,14 +34,6 @@ def _env() -> dict[str, str]:
 def _statuses(store: Path) -> Counter[str]:
     with contextlib.closing(sqlite3.connect(store)) as db:
         return Counter(dict(db.execute("select status, count(*) from runs group by status").fetchall()))
-
-
-def _children_running(store: Path) -> int:
-    """Jobs' runs RUNNING now (read-only: the store exists by the time jobs have finished)."""
-    query = ("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-             "and t.key = 'mlflow.parentRunId' where r.status = 'RUNNING'")  # fmt: skip
-    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=20)) as db:
-        return int(db.execute(query).fetchone()[0])
 
 
 def _alive(pid: int) -> bool:
@@ -73,7 +65,7 @@ def test_joblib_workers_end_their_runs_and_die_with_the_sweep(tmp_path: Path, si
     deadline = time.time() + 300
     while len(list(tmp_path.glob("s/*/result.json"))) < 2 and time.time() < deadline:
         time.sleep(0.05)
-    while not _children_running(store) and time.time() < deadline:  # signal with a worker's run open
+    while not job_runs(store, "RUNNING") and time.time() < deadline:  # signal with a worker's run open
         time.sleep(0.02)
     sweep.send_signal(sig)
     _, err = sweep.communicate(timeout=120)
@@ -345,14 +337,6 @@ def _session_alive(sid: int) -> list[int]:
     return alive
 
 
-def _finished(store: Path) -> int:
-    """Runs FINISHED so far (0 while the store is being made)."""
-    try:
-        return _statuses(store)["FINISHED"]
-    except sqlite3.OperationalError:
-        return 0
-
-
 def _half_written(artifacts: Path) -> list[Path]:
     """Runs' artifact folders with their plots written and their prediction table not yet."""
     return [p.parent.parent for p in artifacts.glob("*/artifacts/plots/pr.png")
@@ -393,7 +377,7 @@ def test_a_sweep_stopped_while_its_runs_are_written_loses_no_file(tmp_path: Path
         start_new_session=True,
     )  # fmt: skip
     artifacts, deadline = tmp_path / "mlartifacts", time.time() + 240
-    while time.time() < deadline and not (_half_written(artifacts) and _finished(store)):
+    while time.time() < deadline and not (_half_written(artifacts) and job_runs(store, "FINISHED")):
         time.sleep(0.05)
     (half,) = _half_written(artifacts)
     if sig == signal.SIGINT:

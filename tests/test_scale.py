@@ -4,7 +4,6 @@ on a real PostgreSQL."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sqlite3
@@ -18,7 +17,7 @@ import pytest
 
 from pipeline import resume, server, tracking
 from pipeline.paths import REPO_ROOT
-from tests.conftest import SMALL, client, free_port
+from tests.conftest import SMALL, client, free_port, job_runs
 
 FAST = [*SMALL, "metrics.n_boot=0", "tracking.log_model=false"]
 SWEEP = ["--multirun", "fix=none,smote", "seed=0,1,2", *FAST, "study=scale"]
@@ -44,16 +43,6 @@ def _leaves(store: Path, name: str) -> list:  # type: ignore[type-arg]
         "jobs, one FINISHED run per job"
     ),
 )
-def _finished_jobs(store: Path) -> int:
-    query = ("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-             "and t.key = 'mlflow.parentRunId' where r.status = 'FINISHED'")  # fmt: skip
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=20)) as db:
-            return int(db.execute(query).fetchone()[0])
-    except sqlite3.OperationalError:  # not made yet
-        return 0
-
-
 def test_resume_after_kill_9_keeps_finished_jobs_and_reconciles_the_dead(tmp_path: Path) -> None:
     store = tmp_path / "mlflow.db"
     where = [f"tracking.uri=sqlite:///{store}"]
@@ -62,7 +51,7 @@ def test_resume_after_kill_9_keeps_finished_jobs_and_reconciles_the_dead(tmp_pat
         cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 300
-    while _finished_jobs(store) < 2 and time.time() < deadline:  # written and ended by the run writer
+    while job_runs(store, "FINISHED") < 2 and time.time() < deadline:  # written and ended by the run writer
         time.sleep(0.05)
     os.killpg(sweep.pid, signal.SIGKILL)
     sweep.wait()
