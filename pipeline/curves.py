@@ -72,10 +72,16 @@ def score_histogram(y: np.ndarray, p: np.ndarray, n_bins: int = 30) -> dict[str,
 
 def reliability(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> dict[str, Any]:
     """Mean score, observed positive rate and count per non-empty equal-width bin."""
-    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    frame = pd.DataFrame({"bin": bins, "y": y, "p": p}).groupby("bin")
-    table = frame.agg(mean_score=("p", "mean"), observed=("y", "mean"), count=("y", "size"))
-    return {"n_bins": n_bins, **{col: table[col].tolist() for col in table.columns}}
+    bins = np.minimum((np.asarray(p) * n_bins).astype(int), n_bins - 1)
+    count = np.bincount(bins, minlength=n_bins)
+    used = count > 0
+    score_sum, positives = np.bincount(bins, p, n_bins)[used], np.bincount(bins, y, n_bins)[used]
+    return {
+        "n_bins": n_bins,
+        "mean_score": (score_sum / count[used]).tolist(),
+        "observed": (positives / count[used]).tolist(),
+        "count": count[used].tolist(),
+    }
 
 
 def reliability_by_group(y: np.ndarray, p: np.ndarray, subgroups: list[tuple[str, np.ndarray]]) -> dict[str, Any]:

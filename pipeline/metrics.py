@@ -11,7 +11,6 @@ import re
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn import metrics as skm
 
 from pipeline.decision import Costs, ThresholdTable
 
@@ -27,9 +26,12 @@ def ece(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
     return float(np.abs(gap).sum() / len(p))
 
 
-def recall_at_precision(y: np.ndarray, p: np.ndarray, min_precision: float) -> float:
-    """The highest recall reached at any threshold with precision >= ``min_precision`` (0 if none)."""
-    table = ThresholdTable.of(y, p)
+def recall_at_precision(
+    y: np.ndarray, p: np.ndarray, min_precision: float, table: ThresholdTable | None = None
+) -> float:
+    """The highest recall reached at any threshold with precision >= ``min_precision`` (0 if
+    none); ``table``: the threshold table of (y, p) when the caller has it."""
+    table = ThresholdTable.of(y, p) if table is None else table
     ok = (table.precision >= min_precision) & (table.tp > 0)
     return float(table.recall[ok].max()) if ok.any() else 0.0
 
@@ -42,29 +44,81 @@ def expected_cost(y: np.ndarray, pred: np.ndarray, costs: Costs) -> float:
 
 
 def suite(y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs) -> dict[str, float]:
-    """Every headline metric of scores ``p`` on labels ``y`` at ``threshold``."""
+    """Every headline metric of scores ``p`` on labels ``y`` at ``threshold``: scikit-learn's
+    definitions (zero_division=0), computed from one confusion table and one threshold table
+    (each scikit-learn call validates and re-counts its inputs: 12 of them cost 30 ms on 6,000
+    rows, this 2 ms; ``tests/test_metrics.py`` holds them equal to scikit-learn's)."""
+    y, p = np.asarray(y), np.asarray(p, dtype=float)
     pred = (p >= threshold).astype(int)
-    prevalence = float(np.mean(y))
+    positive = y == 1
+    tp, fp = int(np.sum(pred[positive])), int(np.sum(pred[~positive]))
+    fn, tn = int(positive.sum()) - tp, int((~positive).sum()) - fp
+    n, prevalence = len(y), float(np.mean(y))
+    table = ThresholdTable.of(y, p)
     return {
-        "accuracy": skm.accuracy_score(y, pred),
+        "accuracy": (tp + tn) / n,
         "baseline_accuracy": max(prevalence, 1 - prevalence),
-        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "precision": skm.precision_score(y, pred, zero_division=0),
-        "recall": skm.recall_score(y, pred, zero_division=0),
-        "f1": skm.f1_score(y, pred, zero_division=0),
-        "f2": skm.fbeta_score(y, pred, beta=2, zero_division=0),
-        "mcc": skm.matthews_corrcoef(y, pred),
-        "pr_auc": skm.average_precision_score(y, p),
-        "roc_auc": skm.roc_auc_score(y, p),
-        "recall_at_p90": recall_at_precision(y, p, 0.9),
-        "expected_cost": expected_cost(y, pred, costs),
-        "brier": skm.brier_score_loss(y, p),
-        "log_loss": skm.log_loss(y, p, labels=[0, 1]),
+        "balanced_accuracy": float(np.mean([r for r in (_ratio(tp, tp + fn), _ratio(tn, tn + fp)) if r is not None])),
+        "precision": _ratio(tp, tp + fp) or 0.0,
+        "recall": _ratio(tp, tp + fn) or 0.0,
+        "f1": fbeta(tp, fp, fn, 1.0),
+        "f2": fbeta(tp, fp, fn, 2.0),
+        "mcc": _mcc(tp, fp, fn, tn),
+        "pr_auc": _table_average_precision(table),
+        "roc_auc": _table_roc_auc(table),
+        "recall_at_p90": recall_at_precision(y, p, 0.9, table),
+        "expected_cost": (costs.fp * fp + costs.fn * fn) / n,
+        "brier": float(np.mean((y - p) ** 2)),
+        "log_loss": _log_loss(y, p),
         "ece": ece(y, p),
         **calibration(y, p),
         "prevalence": prevalence,
         "predicted_positive_rate": float(pred.mean()),
     }
+
+
+def _ratio(top: int, bottom: int) -> float | None:
+    return top / bottom if bottom else None
+
+
+def fbeta(tp: int, fp: int, fn: int, beta: float) -> float:
+    """F-beta from confusion counts, 0 when there is no positive, predicted or true."""
+    weight = beta * beta
+    bottom = (1 + weight) * tp + weight * fn + fp
+    return (1 + weight) * tp / bottom if bottom else 0.0
+
+
+def _mcc(tp: int, fp: int, fn: int, tn: int) -> float:
+    """Matthews correlation as scikit-learn computes it (0 when a margin is constant)."""
+    n, correct = tp + fp + fn + tn, tp + tn
+    true_sums, pred_sums = (tn + fp, fn + tp), (tn + fn, fp + tp)
+    cov_ytyp = correct * n - sum(t * q for t, q in zip(true_sums, pred_sums, strict=True))
+    cov_ypyp = n * n - sum(q * q for q in pred_sums)
+    cov_ytyt = n * n - sum(t * t for t in true_sums)
+    return 0.0 if cov_ypyp * cov_ytyt == 0 else float(cov_ytyp / np.sqrt(float(cov_ytyt) * float(cov_ypyp)))
+
+
+def _table_average_precision(table: ThresholdTable) -> float:
+    """Sum over thresholds of (R_k - R_k-1) P_k (scikit-learn's average precision)."""
+    if not table.n_pos:
+        return float("nan")
+    gained = np.diff(table.tp[:-1], prepend=0) / table.n_pos  # the last row predicts nothing
+    return float(np.sum(gained * table.precision[:-1]))
+
+
+def _table_roc_auc(table: ThresholdTable) -> float:
+    """The area under the ROC curve by the trapezoid rule (NaN with one class)."""
+    if not table.n_pos or not table.n_neg:
+        return float("nan")
+    fpr, tpr = np.r_[0, table.fp[:-1]] / table.n_neg, np.r_[0, table.tp[:-1]] / table.n_pos
+    return float(np.trapezoid(tpr, fpr))
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood, scores clipped to [eps, 1 - eps] as scikit-learn does."""
+    eps = np.finfo(p.dtype).eps
+    q = np.clip(p, eps, 1 - eps)
+    return float(-np.mean(np.where(y == 1, np.log(q), np.log1p(-q))))
 
 
 def adaptive_ece(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
@@ -156,7 +210,7 @@ def group_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
     if (y == 0).any():
         out["fpr"] = float(pred[y == 0].mean())
     if 0 < y.sum() < len(y):
-        out["pr_auc"] = float(skm.average_precision_score(y, p))
+        out["pr_auc"] = _table_average_precision(ThresholdTable.of(y, p))
         out["recall"] = float(pred[y == 1].mean())
         slope = calibration_line(y, p)[1]
         if not np.isnan(slope):
@@ -206,8 +260,9 @@ def _intervals(
     block = max(1, min(n_boot, BOOT_BLOCK_CELLS // max(len(y), 1)))
     for start in range(0, n_boot, block):
         size = min(block, n_boot - start)
-        rows = np.stack([rng.integers(0, len(y), len(y)) for _ in range(size)])
-        counts = np.stack([np.bincount(r, minlength=len(y)) for r in rows]).astype(float)
+        rows = rng.integers(0, len(y), (size, len(y)))  # the same draws as one call per resample
+        rows += np.arange(size)[:, None] * len(y)  # one bincount for the block: resample i, row j at i n + j
+        counts = np.bincount(rows.ravel(), minlength=size * len(y)).reshape(size, len(y)).astype(float)
         for m, values in bootstrap_metrics(y, p, threshold, counts).items():
             if m in draws:
                 draws[m].append(values[~np.isnan(values)])
@@ -229,24 +284,24 @@ def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np
     it out). Rows sharing a score and a label are pooled first: every metric here is a sum over
     rows that depends on nothing else (isotonic calibration leaves a few dozen distinct scores)."""
     y, p, counts = _pooled(np.asarray(y, dtype=float), np.asarray(p, dtype=float), counts)
-    n = counts.sum(axis=1)
-    pos, neg = counts @ y, counts @ (1 - y)
     pred = (p >= threshold).astype(float)
     bins = np.minimum((p * N_BINS).astype(int), N_BINS - 1)
-    gap = np.zeros((len(counts), N_BINS))
-    for b in np.unique(bins):
-        in_bin = bins == b
-        gap[:, b] = counts[:, in_bin] @ (y - p)[in_bin]
+    in_bin = np.zeros((len(y), N_BINS))
+    in_bin[np.arange(len(y)), bins] = y - p  # each row's gap, in its bin's column
+    # every per-row sum at once: one product of the counts with the rows' terms
+    terms = np.column_stack([np.ones_like(y), y, 1 - y, (p - y) ** 2, pred * (1 - y), pred * y, in_bin])
+    n, pos, neg, squared, false_pos, true_pos, *_ = (sums := counts @ terms).T
+    gap = sums[:, 6:]
     both = (pos > 0) & (neg > 0)
     nan = np.full(len(counts), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "prevalence": pos / n,
             "ece": np.abs(gap).sum(axis=1) / n,
-            "brier": counts @ (p - y) ** 2 / n,
-            "fpr": np.where(neg > 0, counts @ (pred * (1 - y)) / neg, nan),
+            "brier": squared / n,
+            "fpr": np.where(neg > 0, false_pos / neg, nan),
             "pr_auc": np.where(both, _average_precision(y, p, counts), nan),
-            "recall": np.where(both, counts @ (pred * y) / pos, nan),
+            "recall": np.where(both, true_pos / pos, nan),
             "calibration_slope": _calibration_slopes(y, p, counts),
         }
     return out
@@ -264,32 +319,52 @@ def _pooled(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> tuple[np.ndarra
 
 def _average_precision(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """scikit-learn's average precision, sum over thresholds of (R_k - R_k-1) P_k, for each
-    row of ``counts`` (the rows sorted once; a threshold is each distinct score)."""
+    row of ``counts`` (the rows sorted once; a threshold is each distinct score). Recall moves
+    only at a threshold whose run of equal scores holds a positive row, so only those terms are
+    summed: the counts up to each are running sums of per-segment totals (whole numbers, exact)."""
     order = np.argsort(-p, kind="stable")
-    ps, w = p[order], counts[:, order]
+    ps, ys, w = p[order], y[order], counts[:, order]
     last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # the end of each run of equal scores
-    tp = np.cumsum(w * y[order], axis=1)[:, last]
-    fp = np.cumsum(w * (1 - y[order]), axis=1)[:, last]
+    positives_upto = np.cumsum(ys)[last].astype(int)
+    moves = last[np.diff(positives_upto, prepend=0) > 0]  # ends of the runs holding a positive
+    if not len(moves):
+        return np.full(len(w), np.nan)
+    tp = np.cumsum(w[:, ys == 1], axis=1)[:, np.cumsum(ys)[moves].astype(int) - 1]
+    segments = np.add.reduceat(w[:, : moves[-1] + 1], np.r_[0, moves[:-1] + 1], axis=1)  # rows up to each move
+    predicted = np.cumsum(segments, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        recall = tp / tp[:, -1:]
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-    return np.sum(np.diff(recall, axis=1, prepend=0.0) * precision, axis=1)
+        gained = np.diff(tp, axis=1, prepend=0.0) / tp[:, -1:]
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+    return np.sum(gained * precision, axis=1)
 
 
 def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The slope of ``calibration_line`` for each row of ``counts`` (rows weighted by their
-    count), NaN where the rows with a logit hold one class only: the same Newton steps with step
-    halving, run side by side until each converges. They start from the whole sample's line,
-    which a resample's lies close to (fewer steps)."""
-    inside = logit_domain(p)
-    y, q, counts = y[inside], p[inside], counts[:, inside]
-    pos, neg = counts @ y, counts @ (1 - y)
-    if not len(q):
-        return np.full(len(counts), np.nan)
-    x = np.log(q) - np.log1p(-q)
-    whole = calibration_line(y, q)
-    start = whole if not np.isnan(whole[0]) else (0.0, 0.0)
+    count), NaN where the rows with a logit hold one class only: Newton's method run side by
+    side for every resample until each converges, from the whole sample's line, which a
+    resample's lies close to.
 
+    A full Newton step is taken unchecked when it moves no logit by more than 1: the
+    log-likelihood's curvature then changes by at most a factor e along it, so the step gains
+    at least 0.28 of the Newton decrement (concavity). A longer step is halved until the
+    log-likelihood improves, as ``calibration_line`` does. A resample stops after a step whose
+    Newton decrement (twice the gain the step predicts) was below 1e-8: convergence is quadratic
+    (measured: a decrement of 3e-9 is followed by 2e-19), and the slopes then agree with those
+    run to rounding within 2e-11 relative (measured on 60 to 4,000 rows).
+
+    The first step needs no resample's own scores: all start on one line, so its sums are
+    matrix products with that line's ``mu``. The sums of ``w y`` are the same at every step."""
+    inside = logit_domain(p)
+    if not inside.all():
+        y, p, counts = y[inside], p[inside], counts[:, inside]
+    if not len(p):
+        return np.full(len(counts), np.nan)
+    x = np.log(p) - np.log1p(-p)
+    powers = np.column_stack([np.ones_like(x), x, x * x])
+    pos, neg, x_pos = (counts @ np.column_stack([y, 1 - y, y * x])).T
+    observed = np.column_stack([pos, x_pos])  # sum of w y (1, x) per resample: the same every step
+    whole = calibration_line(y, p)
+    start = whole if not np.isnan(whole[0]) else (0.0, 0.0)
     sign = 1.0 - 2.0 * y  # y z - log(1 + e^z) = -softplus(sign z) for labels 0/1
 
     def loglik(b: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -299,29 +374,41 @@ def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.
         return -np.einsum("ij,ij->i", w, softplus)
 
     beta = np.tile(np.asarray(start, dtype=float), (len(counts), 1))
-    current = loglik(beta, counts)
-    active = np.flatnonzero(np.ones(len(counts), dtype=bool))
-    for _ in range(100):
+    active = np.arange(len(counts))
+    for step_number in range(100):
         if not len(active):
             break
         b, w = beta[active], counts[active]
-        mu = expit(b[:, :1] + b[:, 1:] * x)
-        r, v = w * (y - mu), w * mu * (1 - mu)
-        g0, g1 = r.sum(axis=1), r @ x
-        h00, h01, h11 = v.sum(axis=1) + 1e-9, v @ x, v @ (x * x) + 1e-9
+        if step_number == 0:  # every resample starts on the same line: one mu for all
+            mu0 = expit(start[0] + start[1] * x)
+            both = w @ np.column_stack([mu0[:, None] * powers, (mu0 * mu0)[:, None] * powers])
+            expected, squared = both[:, :3], both[:, 3:]
+        else:
+            mu = np.multiply.outer(b[:, 1], x)
+            mu += b[:, :1]
+            expit(mu, out=mu)
+            w_mu = w * mu
+            expected = w_mu @ powers  # sum of w mu (1, x, x^2)
+            w_mu *= mu
+            squared = w_mu @ powers
+        h00, h01, h11 = (expected - squared).T  # sum of w mu (1 - mu) (1, x, x^2)
+        g0, g1 = (observed[active] - expected[:, :2]).T
+        h00, h11 = h00 + 1e-9, h11 + 1e-9
         det = h00 * h11 - h01 * h01
         step = np.column_stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det])
-        while True:  # halve, per resample, a step that lowers the log-likelihood (it is concave)
-            value = loglik(b + step, w)
-            noise = 1e-13 * np.abs(current[active])  # sums of many terms differ in their last digits
-            worse = (value < current[active] - noise) & (np.abs(step).max(axis=1) > 1e-12)
-            if not worse.any():
-                break
-            step[worse] /= 2
+        decrement = step[:, 0] * g0 + step[:, 1] * g1
+        reach = np.maximum(np.abs(step[:, 0] + step[:, 1] * x.min()), np.abs(step[:, 0] + step[:, 1] * x.max()))
+        far = np.flatnonzero(reach > 1.0)
+        if len(far):  # halve, per resample, a long step until the log-likelihood improves (concave)
+            now = loglik(b[far], w[far])
+            noise = 1e-13 * np.abs(now)  # sums of many terms differ in their last digits
+            while True:
+                worse = (loglik(b[far] + step[far], w[far]) < now - noise) & (np.abs(step[far]).max(axis=1) > 1e-12)
+                if not worse.any():
+                    break
+                step[far[worse]] /= 2
         beta[active] = b + step
-        improved = value - current[active] >= 1e-12 + noise  # beyond rounding: not converged yet
-        current[active] = value
-        active = active[improved]
+        active = active[decrement >= 1e-8]
     return np.where((pos > 0) & (neg > 0), beta[:, 1], np.nan)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from pipeline import metrics
+from pipeline import curves, metrics
 from pipeline.decision import Costs
 
 
@@ -41,22 +43,34 @@ def test_expected_cost_by_hand() -> None:
     assert metrics.expected_cost(y, pred, Costs(fp=1, fn=10)) == pytest.approx(11 / 4)
 
 
-def test_suite_matches_scikit_learn_and_baseline() -> None:
-    rng = np.random.default_rng(0)
-    y = (rng.random(500) < 0.1).astype(int)
-    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
-    out = metrics.suite(y, p, 0.5, Costs(fp=1, fn=5))
-    pred = (p >= 0.5).astype(int)
-    assert out["accuracy"] == skm.accuracy_score(y, pred)
-    assert out["baseline_accuracy"] == pytest.approx(1 - y.mean())
-    assert out["pr_auc"] == skm.average_precision_score(y, p)
-    assert out["roc_auc"] == skm.roc_auc_score(y, p)
-    assert out["f2"] == skm.fbeta_score(y, pred, beta=2)
-    assert out["mcc"] == skm.matthews_corrcoef(y, pred)
-    assert out["brier"] == skm.brier_score_loss(y, p)
+@pytest.mark.parametrize("seed", range(6))
+def test_suite_matches_scikit_learn_and_baseline(seed: int) -> None:
+    """The suite counts once; each value is scikit-learn's to rounding: random scores, scores
+    with ties (rounded), a threshold nothing reaches and one everything reaches."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 3000))
+    y = (rng.random(n) < rng.uniform(0.02, 0.5)).astype(int)
+    p = np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1).round([12, 2, 1, 12, 3, 12][seed])
+    threshold = [0.5, 0.3, 0.5, 1.5, 0.7, 0.0][seed]
+    out = metrics.suite(y, p, threshold, Costs(fp=1, fn=5))
+    pred = (p >= threshold).astype(int)
+    same = functools.partial(pytest.approx, rel=1e-12, abs=1e-15)
+    assert out["accuracy"] == same(skm.accuracy_score(y, pred))
+    assert out["baseline_accuracy"] == same(max(y.mean(), 1 - y.mean()))
+    assert out["balanced_accuracy"] == same(skm.balanced_accuracy_score(y, pred))
+    assert out["precision"] == same(skm.precision_score(y, pred, zero_division=0))
+    assert out["recall"] == same(skm.recall_score(y, pred, zero_division=0))
+    assert out["f1"] == same(skm.f1_score(y, pred, zero_division=0))
+    assert out["f2"] == same(skm.fbeta_score(y, pred, beta=2, zero_division=0))
+    assert out["mcc"] == same(skm.matthews_corrcoef(y, pred))
+    assert out["pr_auc"] == same(skm.average_precision_score(y, p))
+    assert out["roc_auc"] == same(skm.roc_auc_score(y, p))
+    assert out["brier"] == same(skm.brier_score_loss(y, p))
+    assert out["log_loss"] == same(skm.log_loss(y, p, labels=[0, 1]))
+    assert out["expected_cost"] == same(((pred == 1) & (y == 0)).sum() / n + 5 * ((pred == 0) & (y == 1)).sum() / n)
     precision, recall, _ = skm.precision_recall_curve(y, p)
     assert out["recall_at_p90"] == pytest.approx(
-        max(r for pr, r in zip(precision, recall, strict=True) if pr >= 0.9 and r > 0)
+        max((r for pr, r in zip(precision, recall, strict=True) if pr >= 0.9 and r > 0), default=0.0)
     )
 
 
@@ -79,6 +93,15 @@ def test_by_group_by_hand() -> None:
             "b/n": 2, "b/prevalence": 0.0, "b/ece": 0.2, "b/brier": 0.05, "b/fpr": 0.0, "ece_gap": 0.1,
         }
     )  # fmt: skip
+
+
+def test_reliability_curve_by_hand() -> None:
+    """Non-empty bins only, in bin order; a score of 1.0 falls in the last bin."""
+    y, p = np.array([0, 1, 0, 1, 1]), np.array([0.05, 0.02, 0.5, 0.55, 1.0])
+    curve = curves.reliability(y, p, n_bins=10)
+    assert curve["count"] == [2, 2, 1]
+    assert curve["mean_score"] == pytest.approx([0.035, 0.525, 1.0])
+    assert curve["observed"] == pytest.approx([0.5, 0.5, 1.0])
 
 
 def test_metric_key_sanitises_group_values() -> None:
