@@ -10,8 +10,6 @@ from typing import Any
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline import plots
-
 #: Leaderboard columns: accuracy always beside the majority-class baseline it must beat.
 COLUMNS = ("test/pr_auc", "test/recall", "test/f1", "test/accuracy", "test/baseline_accuracy", "test/ece")
 
@@ -97,6 +95,8 @@ def sweep_report(records: list[dict], by: list[str], out: Path, columns: tuple[s
     text = markdown(table)
     (out / "leaderboard.md").write_text(text + "\n")
     shown = tuple(c for c in columns if f"{c}/mean" in table)[:3]
+    from pipeline import plots  # matplotlib: only where a figure is drawn (a job with tracking off draws none)
+
     if "imbalance.positive_rate" in by:
         plots.save(plots.rate_figure(table, by, shown), out / "metric_vs_positive_rate.png")
     else:

@@ -309,12 +309,15 @@ def bootstrap_metrics(y: np.ndarray, p: np.ndarray, threshold: float, counts: np
 
 def _pooled(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One column per distinct (score, label), its counts summed, when that is at most half the rows."""
-    cells, inverse = np.unique(np.column_stack([p, y]), axis=0, return_inverse=True)
+    scores, score_of = np.unique(p, return_inverse=True)
+    if len(scores) > len(y) // 2:  # there are at least as many cells as scores
+        return y, p, counts
+    cells, inverse = np.unique(2 * score_of + (y == 1), return_inverse=True)  # sorted by score, then label
     if len(cells) > len(y) // 2:
         return y, p, counts
-    order = np.argsort(inverse.ravel(), kind="stable")
-    starts = np.r_[0, np.flatnonzero(np.diff(inverse.ravel()[order])) + 1]
-    return cells[:, 1].copy(), cells[:, 0].copy(), np.add.reduceat(counts[:, order], starts, axis=1)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(inverse[order])) + 1]
+    return (cells % 2).astype(float), scores[cells // 2], np.add.reduceat(counts[:, order], starts, axis=1)
 
 
 def _average_precision(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.ndarray:
