@@ -4,7 +4,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 STORE  := sqlite:///$(CURDIR)/mlflow.db
 PORT   ?= 5000
-# pytest-xdist processes: the tests are mostly real subprocesses, one per core is enough
+# pytest-xdist processes: the tests are mostly real subprocesses, one per core is enough; an idle
+# process takes queued tests from the other (worksteal), so the run does not end on one long queue
 TEST_WORKERS ?= 2
 export DVC_NO_ANALYTICS := 1
 
@@ -30,10 +31,10 @@ run: $(STAMP)  ## the seed_demo study: 75 tracked runs, the leaderboard, then th
 	$(PY) -m pipeline.explain seed_demo
 
 test: $(STAMP)  ## the default test suite (no slow tests), in TEST_WORKERS=2 processes (pytest-xdist)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=10
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=10
 
 test-all: $(STAMP)  ## every test, slow ones included
-	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "slow or not slow"
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "slow or not slow"
 
 bench: $(STAMP)  ## the six benchmarks (about 15 min): one table of ratios, also in outputs/bench/table.md
 	$(PY) -m benchmarks

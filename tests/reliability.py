@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pipeline.paths import REPO_ROOT
 
@@ -19,24 +20,40 @@ MODULES = ("test_faults", "test_scale", "test_tracking", "test_dvc", "test_bad_i
 README = REPO_ROOT / "README.md"
 
 
-def faults() -> list[tuple[str, str, str]]:
-    """(fault, what the test asserts, test) for every test marked ``fault``."""
+def faults() -> list[tuple[str, str, str, str]]:
+    """(fault, what the test asserts, test, whether ``make test`` runs it) for every test marked
+    ``fault``; ``slow`` ones (the whole test or some of its cases) run in ``make test-all``."""
     rows = []
     for name in MODULES:
         module = importlib.import_module(f"tests.{name}")
         for attr, fn in vars(module).items():
-            for mark in getattr(fn, "pytestmark", []) if attr.startswith("test_") else []:
+            marks = getattr(fn, "pytestmark", []) if attr.startswith("test_") else []
+            for mark in marks:
                 if mark.name == "fault":
-                    rows.append((mark.args[0], mark.args[1], f"`{name}.py::{attr}`"))
+                    rows.append((mark.args[0], mark.args[1], f"`{name}.py::{attr}`", _in_make_test(marks)))
     return rows
+
+
+def _in_make_test(marks: list[Any]) -> str:
+    if any(m.name == "slow" for m in marks):
+        return "no: `make test-all`"
+    slow = []
+    for m in (m for m in marks if m.name == "parametrize"):
+        ids = m.kwargs.get("ids") or [None] * len(m.args[1])
+        for case, given in zip(m.args[1], ids, strict=True):
+            if any(x.name == "slow" for x in getattr(case, "marks", ())):
+                value = case.values[0]
+                slow.append(case.id or given or getattr(value, "name", str(value)))
+    return f"yes; {', '.join(slow)} in `make test-all`" if slow else "yes"
 
 
 def render(tables: dict[str, str]) -> str:
     from tests.test_bad_input import CASES, case_outcome
 
     folder = str(Path(next(iter(tables.values()))).parent)
-    lines = [START, "", "| fault (a test with real processes) | what the test asserts | test |", "|---|---|---|"]
-    lines += [f"| {fault} | {outcome} | {test} |" for fault, outcome, test in faults()]
+    lines = [START, "", "| fault (a test with real processes) | what the test asserts | test | in `make test` |"]
+    lines += ["|---|---|---|---|"]
+    lines += [f"| {fault} | {outcome} | {test} | {run} |" for fault, outcome, test, run in faults()]
     lines += ["", f"Bad input ({len(CASES)} cases, `tests/test_bad_input.py`): every one exits 2 with this line.", ""]
     lines += ["| case | overrides | exit | the line |", "|---|---|---|---|"]
     for case, overrides, _ in CASES:

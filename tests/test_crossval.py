@@ -107,6 +107,7 @@ def test_dvc_stages_refuse_cv(make_cfg: Callable[..., DictConfig]) -> None:
         experiment.prepare(make_cfg(*YEAST4))
 
 
+@pytest.mark.slow  # 16 s; resume stays in the default run (test_scale)
 def test_a_cross_validated_sweep_resumes(cli: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     sweep = ["--multirun", *YEAST4[:1], "dataset.name=yeast4,glass2", "split.repeats=1", "tracking.log_model=false"]
     first = cli(*sweep)

@@ -82,6 +82,7 @@ def test_dvc_repro_gives_the_numbers_python_m_pipeline_logs(repo: tuple[Path, Ru
     assert header == "recall,precision"
 
 
+@pytest.mark.slow  # 12 s; dvc repro stays in the default run
 def test_second_repro_does_nothing_and_a_calibration_change_skips_prepare(repo: tuple[Path, Run]) -> None:
     root, run = repo
     run("dvc", "repro")

@@ -118,7 +118,7 @@ def _tmpfs(size: str) -> Iterator[Path]:
     "outputs and artifacts on a full disk (300 kB tmpfs), single run and sweep",
     "exit 1, one line (`error: disk full ...`), every run FAILED, none RUNNING",
 )
-@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+@pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["run", "sweep"])
 def test_a_full_disk_ends_the_runs_failed_with_one_line(tmp_path: Path, sweep: bool) -> None:
     """Outputs and artifacts on a full disk (a 300 kB tmpfs), the store elsewhere."""
     store = tmp_path / "mlflow.db"
@@ -364,7 +364,9 @@ def _complete(folder: Path) -> bool:
         "and those not yet written end KILLED (after `kill -9`, at the next start); no writer left"
     ),
 )
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["Ctrl-C", "kill -9"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)], ids=["Ctrl-C", "kill -9"]
+)
 def test_a_sweep_stopped_while_its_runs_are_written_loses_no_file(tmp_path: Path, sig: signal.Signals) -> None:
     """The writer is slowed (a pause between a run's plots and its other files) so that the
     signal lands while a run is half written, with finished jobs queued behind it."""

@@ -188,6 +188,7 @@ def _launcher_sweep(tmp_path: Path, name: str, *launcher: str) -> dict[str, dict
     }
 
 
+@pytest.mark.slow  # 28 s; joblib stays in the default run with the kill -9 fault test
 def test_a_joblib_sweep_gives_the_basic_launchers_runs_and_metrics(tmp_path: Path) -> None:
     """The same config and seed give the same metrics whichever launcher ran the job (the basic
     launcher's jobs hand their runs to the run writer; joblib's workers write their own)."""

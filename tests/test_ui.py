@@ -67,6 +67,7 @@ def screenshots(tmp_path: Path) -> Path:
     return out
 
 
+@pytest.mark.slow  # 36 s with its server and sweep; a real browser
 def test_runs_table_and_run_page_in_the_model_training_view(server: tuple[str, Path], screenshots: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
