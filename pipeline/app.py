@@ -50,6 +50,8 @@ def task(cfg: DictConfig) -> float | None:
     try:
         _take_credentials(cfg)
         check_run_config(cfg)
+        if not multirun:
+            _start_writer(cfg)
         record = run_job(cfg)
     except Exception as err:
         interrupts.stop_if_interrupted()  # a signal that surfaced as another error stops the sweep
@@ -68,6 +70,22 @@ def task(cfg: DictConfig) -> float | None:
     if not multirun:
         _print_run(record, cfg)
     return float(record["metrics"].get("test/pr_auc", float("nan")))
+
+
+def _start_writer(cfg: DictConfig) -> None:
+    """A tracked single run starts its run writer before its heavy imports (``writer.start_single``),
+    unless ``tracking.writer=never``, with ``resume`` (the store is asked first) or on one core
+    (``auto``: nothing to overlap with). What the config alone refuses is refused first."""
+    from pipeline import compat, resume, tracking, writer
+
+    setting = cfg.tracking.get("writer", "auto")
+    if not cfg.tracking.enabled or resume.mode(cfg) or setting == "never":
+        return
+    if setting == "auto" and (os.cpu_count() or 1) < 2:
+        return
+    compat.check_compatible(cfg)
+    tags = {**tracking.liveness_tags(), "study": str(cfg.study)}
+    writer.start_single(OmegaConf.to_container(cfg, resolve=True), tags)
 
 
 def _take_credentials(cfg: DictConfig) -> None:

@@ -20,6 +20,9 @@ class ConfigError(ValueError):
         reason = f" ({why})" if why else ""
         super().__init__(f"{key}={value!s} is not accepted{reason}; accepted: {accepted}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole: a run writer hands it to the run's process
+        return (type(self), (self.key, self.value, self.accepted, self.why))
+
 
 class Refused(ConfigError):
     """A combination that cannot work, known from the config alone (before any data is read).

@@ -30,8 +30,9 @@ class TrackingConf:
     log_model: bool = True
     #: When the store stops answering mid-sweep: go on with the next job, or stop the sweep.
     on_unreachable: str = "continue"
-    #: A sweep's run writer (pipeline/writer.py): auto (sweeps of 8 jobs or more run by the
-    #: basic launcher), always, or never (each job writes its run before the next starts).
+    #: The run writer (pipeline/writer.py): auto (sweeps of 8 jobs or more run by the basic
+    #: launcher, and single runs on 2 cores or more), always, or never (each job, and a single
+    #: run, writes its run itself before it returns).
     writer: str = "auto"
 
 

@@ -294,8 +294,14 @@ def end_orphans(grace: float = 10.0) -> None:
 
 
 def experiment_id(cfg: DictConfig) -> str:
-    """The id of the config's experiment (created if need be)."""
-    return prepare(cfg)[1]
+    """The id of the config's experiment (created if need be; known without MLflow when this
+    single run's writer opened it)."""
+    known = _experiment_ids.get((resolve_uri(cfg.tracking.uri), experiment_name(cfg)))
+    return known if known is not None else prepare(cfg)[1]
+
+
+#: (resolved URI, experiment name) -> id, as a single run's writer opened it.
+_experiment_ids: dict[tuple[str, str], str] = {}
 
 
 def experiment_in(client: Any, name: str, uri: str) -> str:
@@ -363,6 +369,10 @@ def track(
     In a sweep's own process the finished job's metrics and files are handed to the run writer
     (``pipeline.writer``), which ends the run once they are written, while the next job runs.
     """
+    from pipeline import writer
+
+    if writer.single():  # this single run's writer opens, writes and ends the run
+        return _track_in_writer(cfg, job, describe)
     uri, experiment = prepare(cfg)
     client = _client(uri)
     tags = {**git_tags(), **SOURCE, **liveness_tags(), "study": str(cfg.study), **(tags or {})}
@@ -394,6 +404,43 @@ def track(
         except Exception as err:  # the store went away (or refused): what the job computed is kept
             raise relog.keep(run_id, experiment_name(cfg), uri, cfg, result, note, err) from err
     return result
+
+
+def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
+    """``track`` for a single run whose writer opened the run meanwhile (``writer.start_single``):
+    this process never imports MLflow. A job that fails or is interrupted ends the run FAILED or
+    KILLED there; a store that refused is raised once the job is done."""
+    from pipeline import relog, writer
+
+    try:
+        result = job()
+    except BaseException as err:
+        with interrupts.shielded():
+            stopped = isinstance(err, (KeyboardInterrupt, SystemExit)) or interrupts.received()
+            writer.end_opened("KILLED" if stopped else "FAILED", "" if stopped else one_line(err))
+        raise
+    run = writer.opened()
+    _experiment_ids[(run.uri, experiment_name(cfg))] = run.experiment_id
+    note = describe(result)
+    item = writer.Item(run.run_id, run.uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True), result,
+                       note, run.artifact_uri, str(relog.job_folder()))  # fmt: skip
+    done = writer.write_single(item)
+    if done.status != "FINISHED":
+        raise writer.raised(done)
+    return result
+
+
+def open_run(client: Any, experiment: str, cfg: DictConfig, tags: dict[str, str]) -> tuple[str, str]:
+    """Create ``cfg``'s run (``tags`` added to the source's) and log its params, for a single
+    run's writer; a run whose params the store refuses ends FAILED. Returns (run id, artifact URI)."""
+    tags = {**git_tags(), **SOURCE, **tags}
+    info = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info
+    try:
+        client.log_batch(info.run_id, params=_params(flatten(cfg)))
+    except Exception as err:
+        end_quietly(client, info.run_id, "FAILED", one_line(err))
+        raise
+    return str(info.run_id), str(info.artifact_uri)
 
 
 @functools.cache

@@ -1,5 +1,6 @@
-"""A sweep's run writer: a child process that logs a finished job's metrics, tags and files and
-ends its run, while the next job runs.
+"""The run writer: a child process that logs a finished job's metrics, tags and files and ends
+its run, while a sweep's next job runs (or, for a single run, that opens the run while the job
+computes: see the last section).
 
 Under the basic launcher a sweep runs its jobs one after another in one process, which then
 spent about 40% of each job drawing six figures, writing the prediction table and the model,
@@ -18,7 +19,7 @@ everything and only then ends the run FINISHED. So a FINISHED run always has all
   until the next start ends them KILLED (``tracking.reconcile``).
 
 Only the process that enabled it (the sweep's own) defers: launcher workers (joblib, Ray)
-already keep every core busy, so they write their runs themselves, as a single run does.
+already keep every core busy, so they write their runs themselves.
 """
 
 from __future__ import annotations
@@ -57,12 +58,47 @@ class Item:
 @dataclass
 class Done:
     """The writer's answer for one run: how it ended, why if not FINISHED (the line the sweep
-    prints and records for the job), and whether the disk was full."""
+    prints and records for the job), whether the disk was full, and the error itself, pickled
+    (a single run raises it as a synchronous write would have)."""
 
     run_id: str
     status: str
     error: str
     disk_full: bool = False
+    raised: bytes = b""
+
+
+@dataclass
+class Open:
+    """A single run's request: open the store and the run, log the params (``tags`` are the
+    run's own: the liveness of the process the run belongs to, the study)."""
+
+    cfg: Any
+    tags: dict[str, str]
+
+
+@dataclass
+class Opened:
+    run_id: str
+    uri: str
+    experiment_id: str
+    artifact_uri: str
+
+
+@dataclass
+class NotOpened:
+    """The store (or the run) could not be opened: the error, pickled, and its line."""
+
+    raised: bytes
+    error: str
+
+
+@dataclass
+class End:
+    """End the run opened for a single run whose job failed or was interrupted."""
+
+    status: str
+    error: str
 
 
 class Writer:
@@ -82,6 +118,23 @@ class Writer:
         #: job folder -> the answer for a run that ended FAILED in the writer
         self.failed: dict[str, Done] = {}
         self.lock = threading.Lock()
+        #: a single run's: whether it asked to open its run, and the answer (None: not yet)
+        self.asked_open = False
+        self.opened: Opened | NotOpened | None = None
+
+    def ask(self, message: Open | End) -> None:
+        with self.lock:
+            self.todo.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def answer_to_open(self) -> Opened | NotOpened:
+        """Wait for the answer to the single run's ``Open``."""
+        while self.opened is None:
+            if not self.process.is_alive():
+                self.collect(0.2)  # what it said before it went
+                if self.opened is None:
+                    return NotOpened(b"", "the run writer process died")
+            self.collect(0.2)
+        return self.opened
 
     def submit(self, item: Item) -> None:
         payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
@@ -94,12 +147,15 @@ class Writer:
         """Take the answers that have arrived (waiting up to ``timeout`` s for the first)."""
         from pipeline import tracking
 
-        while self.pending:
+        while self.pending or (self.asked_open and self.opened is None):
             try:
-                done: Done = self.answers.get(timeout=timeout) if timeout else self.answers.get_nowait()
+                done = self.answers.get(timeout=timeout) if timeout else self.answers.get_nowait()
             except queue.Empty:
                 return
             timeout = 0
+            if isinstance(done, (Opened, NotOpened)):
+                self.opened = done
+                continue
             with self.lock:
                 folder = self.pending.pop(done.run_id, "")
             tracking.forget(done.run_id)
@@ -144,9 +200,57 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    opened: Opened | None = None  # a single run's, until its results (an Item) or an End come
     while (payload := todo.get()) is not None:
-        item: Item = pickle.loads(payload)
-        answers.put(write(item, stop_code))
+        message = pickle.loads(payload)
+        if isinstance(message, Open):
+            answer = open_run(message)
+            opened = answer if isinstance(answer, Opened) else None
+            answers.put(answer)
+            if opened is not None:  # while the job runs: what drawing and unpickling its results import
+                import pipeline.experiment
+                import pipeline.plots  # noqa: F401
+        elif isinstance(message, End):
+            if opened is not None:
+                answers.put(_end(opened, message.status, message.error))
+            opened = None
+        else:
+            opened = None
+            answers.put(write(message, stop_code))
+    if opened is not None:  # the run's process ended without its results: interrupted, or failed
+        answers.put(_end(opened, _STOP_CODES[stop_code.value] or "FAILED", "" if stop_code.value else "no results"))
+
+
+def open_run(message: Open) -> Opened | NotOpened:
+    """Open a single run's store and run, and log its params, as ``tracking.track`` does."""
+    from omegaconf import OmegaConf
+
+    from pipeline import tracking
+
+    cfg = OmegaConf.create(message.cfg)
+    try:
+        uri, experiment = tracking.prepare(cfg)
+        run_id, artifact_uri = tracking.open_run(tracking.client_for(uri, check=False), experiment, cfg, message.tags)
+    except Exception as err:
+        return NotOpened(_pickled(err), tracking.one_line(err))
+    return Opened(run_id, uri, experiment, artifact_uri)
+
+
+def _end(opened: Opened, status: str, error: str) -> Done:
+    from pipeline import tracking
+
+    tracking.end_quietly(tracking.client_for(opened.uri, check=False), opened.run_id, status, error)
+    return Done(opened.run_id, status, error)
+
+
+def _pickled(err: BaseException) -> bytes:
+    """``err`` pickled, or nothing if it will not pickle (or unpickle): its line is said then."""
+    try:
+        data = pickle.dumps(err, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(data)
+    except Exception:
+        return b""
+    return data
 
 
 def write(item: Item, stop_code: Any) -> Done:
@@ -159,7 +263,7 @@ def write(item: Item, stop_code: Any) -> Done:
 
     cfg = OmegaConf.create(item.cfg)
     client = tracking.client_for(item.uri, check=False)
-    status, error, line, disk_full = _STOP_CODES[stop_code.value], "", "", False
+    status, error, line, disk_full, raised = _STOP_CODES[stop_code.value], "", "", False, b""
     if not status:
         try:
             tracking.log_result(client, item.run_id, cfg, item.result, item.note, item.artifact_uri)
@@ -171,10 +275,11 @@ def write(item: Item, stop_code: Any) -> Done:
             disk_full = isinstance(kept, OSError) and kept.errno in DISK_FULL
             said = str(kept).strip()  # the job's line, as the app says a job's error (no type name)
             line = tracking.short(said.splitlines()[0]) if said else type(kept).__name__
+            raised = _pickled(kept)
     if status == "FINISHED" and stop_code.value:  # the sweep stopped while this one was written
         status = _STOP_CODES[stop_code.value]
     tracking.end_quietly(client, item.run_id, status, error)
-    return Done(item.run_id, status, line, disk_full)
+    return Done(item.run_id, status, line, disk_full, raised)
 
 
 def _die_with(parent: int) -> None:
@@ -190,7 +295,7 @@ def _die_with(parent: int) -> None:
 
 #: This process's writer while it defers (see ``enable``), the pid that enabled it, and the
 #: answers of a writer that died mid-sweep (job folder -> ``Done``), for ``finish``.
-_state: dict[str, Any] = {"writer": None, "pid": None, "failed": {}}
+_state: dict[str, Any] = {"writer": None, "pid": None, "failed": {}, "single": False}
 
 
 #: A sweep with fewer jobs than this writes its own runs (``tracking.writer=auto``): the writer's
@@ -243,7 +348,7 @@ def finish() -> dict[str, Done]:
         writer.wait(None)
         writer.close("FAILED", "the run writer process died")
         failed.update(writer.failed)
-    _state.update(writer=None, pid=None, failed={})
+    _state.update(writer=None, pid=None, failed={}, single=False)
     return failed
 
 
@@ -251,9 +356,78 @@ def stop(grace: float = 10.0) -> None:
     """The sweep was interrupted (Ctrl-C, SIGTERM): the runs not written yet end KILLED, in the
     writer if it answers within ``grace`` seconds, else here."""
     writer = _state["writer"]
-    _state.update(writer=None, pid=None, failed={})
+    _state.update(writer=None, pid=None, failed={}, single=False)
     if writer is None:
         return
     writer.stop_code.value = 1
     writer.wait(time.monotonic() + grace)
     writer.close("KILLED", "")
+
+
+# A single run (``python -m pipeline`` without --multirun) starts its writer first, before its
+# heavy imports: the writer imports MLflow, opens the store and the run and logs the params on the
+# other core while the run's process imports scikit-learn, loads the data and fits; then it
+# writes the results and ends the run, as for a sweep's job, and the run's process waits for it.
+# A store that refuses is said when the job is done (nothing is written: the run is not opened).
+
+
+def start_single(cfg: Any, tags: dict[str, str]) -> None:
+    """Start this single run's writer and ask it to open the run (``cfg``: the config as a
+    container; ``tags``: the run's liveness and study)."""
+    writer = Writer()
+    writer.asked_open = True
+    writer.ask(Open(cfg, tags))
+    _state.update(writer=writer, single=True)
+
+
+def single() -> bool:
+    """Whether this process's run is opened and written by a writer (``start_single``)."""
+    return bool(_state.get("single")) and _state["writer"] is not None
+
+
+def opened() -> Opened:
+    """The single run's opened run; raises the error the store refused it with."""
+    answer = _state["writer"].answer_to_open()
+    if isinstance(answer, NotOpened):
+        raise _error(answer.raised, answer.error)
+    return answer
+
+
+def end_opened(status: str, error: str, grace: float = 10.0) -> None:
+    """The single run's job failed or was interrupted: its run (if opened) ends ``status``."""
+    writer = _state["writer"]
+    writer.ask(End(status, error))
+    answer = writer.answer_to_open()
+    if isinstance(answer, Opened):
+        writer.pending[answer.run_id] = ""
+        writer.wait(time.monotonic() + grace)
+        writer.failed.pop("", None)  # ended FAILED on purpose: the job's own error is what is said
+
+
+def write_single(item: Item) -> Done:
+    """Hand the single run's results to its writer and wait until the run is written and
+    ended. The writer is told to go, not waited for: its run is ended already, and its exit
+    (about 1 s of MLflow's and matplotlib's teardown) would only delay this process's."""
+    writer = _state["writer"]
+    writer.submit(item)
+    writer.wait(None)
+    if writer.pending:  # it died first: its run ends at the next start (``tracking.reconcile``)
+        writer.close("FAILED", "the run writer process died")
+    else:
+        with writer.lock:
+            writer.todo.put(None)
+    _state.update(writer=None, single=False)
+    return writer.failed.get(item.folder, Done(item.run_id, "FINISHED", ""))
+
+
+def raised(done: Done) -> BaseException:
+    """The error a run that ended FAILED in the writer raises in the run's process."""
+    return _error(done.raised, done.error)
+
+
+def _error(data: bytes, line: str) -> BaseException:
+    if data:
+        err = pickle.loads(data)
+        if isinstance(err, BaseException):
+            return err
+    return RuntimeError(line)

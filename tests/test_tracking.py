@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -140,6 +142,91 @@ def test_bad_value_ends_its_run_failed_with_the_error_line(cli: Cli, tmp_path: P
     assert "costs.fp=-2.0" in done.stderr and ">= 0" in done.stderr
     _, _, run = _only_run(tmp_path / "mlflow.db")
     assert run.info.status == "FAILED" and run.data.tags["error"] == done.stderr.strip().removeprefix("error: ")
+
+
+#: ``python -m pipeline`` that says at exit whether its own process imported MLflow.
+WATCHED = (
+    "import atexit, runpy, sys; "
+    "atexit.register(lambda: print('imported mlflow:', 'mlflow' in sys.modules, file=sys.stderr)); "
+    "sys.argv[0] = 'pipeline'; runpy.run_module('pipeline', run_name='__main__')"
+)
+
+
+def _watched(*args: str, tmp_path: Path, store: Path, new_session: bool = False) -> subprocess.Popen[str]:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, "-c", WATCHED, *args, f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp_path}/run"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=new_session,
+    )  # fmt: skip
+
+
+def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
+    """A single run's own process never imports MLflow: its writer, started first, opens the
+    store and the run while the job computes, then writes everything and ends the run, which
+    belongs to the run's process (its liveness tags). ``tracking.writer=never``: the process
+    does it all itself. Both log the same numbers and files."""
+    found = {}
+    for setting in ("auto", "never"):
+        store = tmp_path / setting / "mlflow.db"
+        proc = _watched(*ONE_RUN, f"tracking.writer={setting}", tmp_path=tmp_path / setting, store=store)
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert f"imported mlflow: {setting == 'never'}" in err
+        assert "Open the MLflow UI" in out and "/#/experiments/1?" in out
+        c, _, run = _only_run(store)
+        assert run.info.status == "FINISHED" and run.data.tags["pid"] == str(proc.pid)
+        assert run.data.params["tracking.writer"] == setting
+        files = _artifacts(c, run.info.run_id)
+        assert {"plots/pr.png", "curves/pr.json", "predictions/test.parquet", "model/MLmodel", "config.yaml"} <= files
+        found[setting] = {k: v for k, v in run.data.metrics.items() if not k.startswith("time/")}
+    assert found["auto"] == found["never"]
+
+
+@pytest.mark.fault(
+    "Ctrl-C to a single run while its job computes (its writer opened the run meanwhile)",
+    "exit 130, the run KILLED, none RUNNING, no process left",
+)
+def test_ctrl_c_to_a_single_run_ends_its_run_killed(tmp_path: Path) -> None:
+    store = tmp_path / "mlflow.db"
+    big = ["dataset.n_samples=1000000", "fix=none", "model=logreg", "metrics.n_boot=400"]  # a job of many seconds
+    proc = _watched(*big, tmp_path=tmp_path, store=store, new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # the run is open and its params are in
+        if _open_with_params(store):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job ended before the run was seen open"
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert _statuses(store) == ["KILLED"]
+    left_until = time.time() + 10  # the writer, and multiprocessing's resource tracker, go too
+    while time.time() < left_until and _group_alive(proc.pid):
+        time.sleep(0.1)
+    assert not _group_alive(proc.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _open_with_params(store: Path) -> bool:
+    """Whether a run is RUNNING with its params logged, read with sqlite3 alone: an MLflow client
+    on a store the writer is still creating would run the schema's migrations a second time."""
+    if not store.exists():
+        return False
+    with contextlib.closing(sqlite3.connect(store, timeout=5)) as db:
+        try:
+            query = "select count(*) from runs join params on params.run_uuid = runs.run_uuid where status = 'RUNNING'"
+            return bool(db.execute(query).fetchone()[0])
+        except sqlite3.OperationalError:  # the schema is being made
+            return False
 
 
 def test_sweep_with_a_failing_job_on_a_new_store(cli: Cli, tmp_path: Path) -> None:
