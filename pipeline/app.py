@@ -84,6 +84,7 @@ def _start_writer(cfg: DictConfig) -> None:
     if setting == "auto" and (os.cpu_count() or 1) < 2:
         return
     compat.check_compatible(cfg)
+    tracking.precheck(tracking.resolve_uri(cfg.tracking.uri))
     tags = {**tracking.liveness_tags(), "study": str(cfg.study)}
     writer.start_single(OmegaConf.to_container(cfg, resolve=True), tags)
 

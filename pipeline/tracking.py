@@ -184,23 +184,55 @@ def _open_sqlite(path: Path, uri: str) -> None:
 
     from mlflow import MlflowClient
 
-    from pipeline.errors import ConfigError
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_name(path.name + "-lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if path.exists():  # a store that cannot be written fails here, not after minutes of retries
-                with closing(sqlite3.connect(path, timeout=60)) as db:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.rollback()
+            _check_writable(path)
             MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates the schema
             with closing(sqlite3.connect(path, timeout=60)) as db:
                 db.execute("PRAGMA journal_mode=WAL")
     except (OSError, sqlite3.OperationalError) as err:
-        why = getattr(err, "strerror", None) or str(err)
-        raise ConfigError("tracking.uri", uri, "a SQLite store in a folder this user can write", why=why) from None
+        raise _unwritable(uri, err) from None
     _opened.add(uri)
+
+
+def _check_writable(path: Path) -> None:
+    """A store that cannot be written fails here, not after minutes of MLflow's retries."""
+    import sqlite3
+    from contextlib import closing
+
+    if path.exists():
+        with closing(sqlite3.connect(path, timeout=60)) as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.rollback()
+    elif not os.access(path.parent, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path.parent))
+
+
+def _unwritable(uri: str, err: Exception) -> Exception:
+    from pipeline.errors import ConfigError
+
+    why = getattr(err, "strerror", None) or str(err)
+    return ConfigError("tracking.uri", uri, "a SQLite store in a folder this user can write", why=why)
+
+
+def precheck(uri: str) -> None:
+    """What a single run checks before its writer opens the store, without MLflow, so that a
+    store it cannot use is still refused before the job computes: a server answers its health
+    request; a SQLite store's folder can be made and the file written. (A database URI is
+    checked by the writer.)"""
+    import sqlite3
+
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    path = _store_path(uri)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _check_writable(path)
+        except (OSError, sqlite3.OperationalError) as err:
+            raise _unwritable(uri, err) from None
 
 
 def prepare(cfg: DictConfig) -> tuple[str, str]:
