@@ -74,19 +74,35 @@ def task(cfg: DictConfig) -> float | None:
 
 def _start_writer(cfg: DictConfig) -> None:
     """A tracked single run starts its run writer before its heavy imports (``writer.start_single``),
-    unless ``tracking.writer=never``, with ``resume`` (the store is asked first) or on one core
-    (``auto``: nothing to overlap with). What the config alone refuses is refused first."""
+    unless ``tracking.writer=never`` or with ``resume`` (the store is asked first). ``auto``: only
+    with a core to spare (see ``spare_core``). What the config alone refuses is refused first, and
+    a store the run cannot use (``tracking.precheck``)."""
     from pipeline import compat, resume, tracking, writer
 
     setting = cfg.tracking.get("writer", "auto")
     if not cfg.tracking.enabled or resume.mode(cfg) or setting == "never":
         return
-    if setting == "auto" and (os.cpu_count() or 1) < 2:
+    if setting == "auto" and not spare_core():
         return
     compat.check_compatible(cfg)
     tracking.precheck(tracking.resolve_uri(cfg.tracking.uri))
     tags = {**tracking.liveness_tags(), "study": str(cfg.study)}
     writer.start_single(OmegaConf.to_container(cfg, resolve=True), tags)
+
+
+def spare_core() -> bool:
+    """Whether the machine has a core the run's writer can have: 2 cores or more, no more
+    processes running right now than one fewer (``/proc/loadavg``'s running count, this one
+    included) and a 1-minute load average half a core below their number. The writer hides
+    MLflow's imports and the store's opening behind the job on an idle core, but repeats the
+    scientific imports (about 2 s of CPU): on a busy machine (a test suite, 10 runs at once) it
+    would only add them."""
+    cores = os.cpu_count() or 1
+    try:
+        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):  # not Linux: the load average alone
+        running = 1
+    return cores >= 2 and running <= cores - 1 and os.getloadavg()[0] < cores - 0.5
 
 
 def _take_credentials(cfg: DictConfig) -> None:

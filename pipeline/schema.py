@@ -31,8 +31,8 @@ class TrackingConf:
     #: When the store stops answering mid-sweep: go on with the next job, or stop the sweep.
     on_unreachable: str = "continue"
     #: The run writer (pipeline/writer.py): auto (sweeps of 8 jobs or more run by the basic
-    #: launcher, and single runs on 2 cores or more), always, or never (each job, and a single
-    #: run, writes its run itself before it returns).
+    #: launcher, and single runs on a machine with a core to spare), always, or never (each
+    #: job, and a single run, writes its run itself before it returns).
     writer: str = "auto"
 
 

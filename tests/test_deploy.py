@@ -179,14 +179,17 @@ def test_promote_registers_the_best_run_that_beats_the_control(promo: Path) -> N
     assert float(champion.threshold) == c.get_run(chosen.run_id).data.metrics["calib/threshold"]
 
 
+SLOW = pytest.mark.slow  # the other cases of a kind run in make test
+
+
 @pytest.mark.parametrize(
     ("args", "in_line"),
     [
         (["--metric", "test/nope"], "--metric=test/nope"),
-        (["--metric", "test/accuracy_of_nothing"], "--metric=test/accuracy_of_nothing"),
+        pytest.param(["--metric", "test/accuracy_of_nothing"], "--metric=test/accuracy_of_nothing", marks=SLOW),
         (["--metric", "test/pr_auc"], "--metric=test/pr_auc is not accepted (the control"),  # thresholds move no PR-AUC
-        (["--control", "fix.name=none,threshold.name=max_f2"], "no control run"),
-        (["--control", "nonsense"], "--control=nonsense"),
+        pytest.param(["--control", "fix.name=none,threshold.name=max_f2"], "no control run", marks=SLOW),
+        pytest.param(["--control", "nonsense"], "--control=nonsense", marks=SLOW),
     ],
 )
 def test_promote_refuses_in_one_line(promo: Path, args: list[str], in_line: str) -> None:

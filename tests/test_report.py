@@ -143,13 +143,22 @@ def test_the_report_is_a_run_the_ui_can_filter_and_the_next_report_leaves_it_out
     assert {"report.md", "paired.csv", "friedman.csv", "cd_logreg_pr_auc.png"} <= logged
 
 
+SLOW = pytest.mark.slow  # the other cases of a kind run in make test
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
         (["--control", "fix.name=nope"], "error: --control=fix.name=nope is not accepted; accepted: pairs some runs"),
-        (["--control", "fix.name"], "error: --control=fix.name is not accepted; accepted: key=value pairs"),
+        pytest.param(
+            ["--control", "fix.name"],
+            "error: --control=fix.name is not accepted; accepted: key=value pairs",
+            marks=SLOW,
+        ),
         (["--control", "model.name=logreg"], "error: --control=model.name=logreg is not accepted (they match 6"),
-        (["--metrics", "test/nope"], "error: --metrics=test/nope is not accepted; accepted: metric keys"),
+        pytest.param(
+            ["--metrics", "test/nope"], "error: --metrics=test/nope is not accepted; accepted: metric keys", marks=SLOW
+        ),
     ],
 )
 def test_bad_report_input_is_one_line_and_exit_2(study: Path, tmp_path: Path, args: list[str], line: str) -> None:
@@ -191,6 +200,7 @@ def test_the_whole_keel_study_and_its_report(tmp_path: Path) -> None:
     assert "Ranked on pr_auc over" in (tmp_path / "report" / "report.md").read_text()
 
 
+@pytest.mark.slow  # 14 s: a sweep of its own
 def test_a_sweeps_parent_run_selects_its_jobs(study: Path, tmp_path: Path) -> None:
     mlflow = client(study / "mlflow.db")
     experiment = mlflow.get_experiment_by_name("fixes_across_keel").experiment_id
