@@ -91,18 +91,29 @@ def _start_writer(cfg: DictConfig) -> None:
 
 
 def spare_core() -> bool:
-    """Whether the machine has a core the run's writer can have: 2 cores or more, no more
-    processes running right now than one fewer (``/proc/loadavg``'s running count, this one
-    included) and a 1-minute load average half a core below their number. The writer hides
-    MLflow's imports and the store's opening behind the job on an idle core, but repeats the
-    scientific imports (about 2 s of CPU): on a busy machine (a test suite, 10 runs at once) it
-    would only add them."""
+    """Whether the machine has a core the run's writer can have now: 2 cores or more, and fewer
+    processes running than cores, this one included (read from each process's state in /proc,
+    about 3 ms; elsewhere the 1-minute load average). The writer hides MLflow's imports and the
+    store's opening behind the job on an idle core, but repeats the scientific imports (about
+    2 s of CPU): on a busy machine (a test suite, 10 runs at once) it would only add them.
+    (The load average lags a minute behind: a run started just after a sweep would be refused
+    the writer; /proc/loadavg's count of running tasks counts this process's own threads.)"""
     cores = os.cpu_count() or 1
     try:
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-    except (OSError, IndexError, ValueError):  # not Linux: the load average alone
-        running = 1
-    return cores >= 2 and running <= cores - 1 and os.getloadavg()[0] < cores - 0.5
+        running = 1 + sum(_running(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    except OSError:  # not Linux
+        running = int(os.getloadavg()[0]) + 1
+    return cores >= 2 and running <= cores - 1
+
+
+def _running(pid: str) -> bool:
+    """Whether the process ``pid`` (not this one) is running or ready to run."""
+    if int(pid) == os.getpid():
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
+    except (OSError, IndexError):  # gone meanwhile
+        return False
 
 
 def _take_credentials(cfg: DictConfig) -> None:
