@@ -368,7 +368,8 @@ def stop(grace: float = 10.0) -> None:
 # heavy imports: the writer imports MLflow, opens the store and the run and logs the params on the
 # other core while the run's process imports scikit-learn, loads the data and fits; then it
 # writes the results and ends the run, as for a sweep's job, and the run's process waits for it.
-# A store that refuses is said when the job is done (nothing is written: the run is not opened).
+# A server or SQLite store the run cannot use is refused before (``tracking.precheck``); another
+# refusal (a database URI) is said when the job is done, and nothing is written (no run opened).
 
 
 def start_single(cfg: Any, tags: dict[str, str]) -> None:
