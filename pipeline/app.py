@@ -75,45 +75,19 @@ def task(cfg: DictConfig) -> float | None:
 def _start_writer(cfg: DictConfig) -> None:
     """A tracked single run starts its run writer before its heavy imports (``writer.start_single``),
     unless ``tracking.writer=never`` or with ``resume`` (the store is asked first). ``auto``: only
-    with a core to spare (see ``spare_core``). What the config alone refuses is refused first, and
+    with a core to spare (``writer.spare_core``). What the config alone refuses is refused first, and
     a store the run cannot use (``tracking.precheck``)."""
     from pipeline import compat, resume, tracking, writer
 
     setting = cfg.tracking.get("writer", "auto")
     if not cfg.tracking.enabled or resume.mode(cfg) or setting == "never":
         return
-    if setting == "auto" and not spare_core():
+    if setting == "auto" and not writer.spare_core():
         return
     compat.check_compatible(cfg)
     tracking.precheck(tracking.resolve_uri(cfg.tracking.uri))
     tags = {**tracking.liveness_tags(), "study": str(cfg.study)}
     writer.start_single(OmegaConf.to_container(cfg, resolve=True), tags)
-
-
-def spare_core() -> bool:
-    """Whether the machine has a core the run's writer can have now: 2 cores or more, and fewer
-    processes running than cores, this one included (read from each process's state in /proc,
-    about 3 ms; elsewhere the 1-minute load average). The writer hides MLflow's imports and the
-    store's opening behind the job on an idle core, but repeats the scientific imports (about
-    2 s of CPU): on a busy machine (a test suite, 10 runs at once) it would only add them.
-    (The load average lags a minute behind: a run started just after a sweep would be refused
-    the writer; /proc/loadavg's count of running tasks counts this process's own threads.)"""
-    cores = os.cpu_count() or 1
-    try:
-        running = 1 + sum(_running(entry) for entry in os.listdir("/proc") if entry.isdigit())
-    except OSError:  # not Linux
-        running = int(os.getloadavg()[0]) + 1
-    return cores >= 2 and running <= cores - 1
-
-
-def _running(pid: str) -> bool:
-    """Whether the process ``pid`` (not this one) is running or ready to run."""
-    if int(pid) == os.getpid():
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
-    except (OSError, IndexError):  # gone meanwhile
-        return False
 
 
 def _take_credentials(cfg: DictConfig) -> None:

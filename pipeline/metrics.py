@@ -64,10 +64,10 @@ def suite(y: np.ndarray, p: np.ndarray, threshold: float, costs: Costs) -> dict[
         "f1": fbeta(tp, fp, fn, 1.0),
         "f2": fbeta(tp, fp, fn, 2.0),
         "mcc": _mcc(tp, fp, fn, tn),
-        "pr_auc": _table_average_precision(table),
+        "pr_auc": average_precision(y, p),
         "roc_auc": _table_roc_auc(table),
         "recall_at_p90": recall_at_precision(y, p, 0.9, table),
-        "expected_cost": (costs.fp * fp + costs.fn * fn) / n,
+        "expected_cost": expected_cost(y, pred, costs),
         "brier": float(np.mean((y - p) ** 2)),
         "log_loss": _log_loss(y, p),
         "ece": ece(y, p),
@@ -98,12 +98,10 @@ def _mcc(tp: int, fp: int, fn: int, tn: int) -> float:
     return 0.0 if cov_ypyp * cov_ytyt == 0 else float(cov_ytyp / np.sqrt(float(cov_ytyt) * float(cov_ypyp)))
 
 
-def _table_average_precision(table: ThresholdTable) -> float:
-    """Sum over thresholds of (R_k - R_k-1) P_k (scikit-learn's average precision)."""
-    if not table.n_pos:
-        return float("nan")
-    gained = np.diff(table.tp[:-1], prepend=0) / table.n_pos  # the last row predicts nothing
-    return float(np.sum(gained * table.precision[:-1]))
+def average_precision(y: np.ndarray, p: np.ndarray) -> float:
+    """scikit-learn's average precision of one sample (NaN without a positive): the bootstrap's
+    ``_average_precision`` with every row counted once."""
+    return float(_average_precision(np.asarray(y, dtype=float), np.asarray(p, dtype=float), np.ones((1, len(y))))[0])
 
 
 def _table_roc_auc(table: ThresholdTable) -> float:
@@ -210,7 +208,7 @@ def group_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, f
     if (y == 0).any():
         out["fpr"] = float(pred[y == 0].mean())
     if 0 < y.sum() < len(y):
-        out["pr_auc"] = _table_average_precision(ThresholdTable.of(y, p))
+        out["pr_auc"] = average_precision(y, p)
         out["recall"] = float(pred[y == 1].mean())
         slope = calibration_line(y, p)[1]
         if not np.isnan(slope):
@@ -363,6 +361,7 @@ def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.
     if not len(p):
         return np.full(len(counts), np.nan)
     x = np.log(p) - np.log1p(-p)
+    x_range = np.array([x.min(), x.max()])  # a step moves the logits most at the ends of the range
     powers = np.column_stack([np.ones_like(x), x, x * x])
     pos, neg, x_pos = (counts @ np.column_stack([y, 1 - y, y * x])).T
     observed = np.column_stack([pos, x_pos])  # sum of w y (1, x) per resample: the same every step
@@ -400,7 +399,7 @@ def _calibration_slopes(y: np.ndarray, p: np.ndarray, counts: np.ndarray) -> np.
         det = h00 * h11 - h01 * h01
         step = np.column_stack([(h11 * g0 - h01 * g1) / det, (h00 * g1 - h01 * g0) / det])
         decrement = step[:, 0] * g0 + step[:, 1] * g1
-        reach = np.maximum(np.abs(step[:, 0] + step[:, 1] * x.min()), np.abs(step[:, 0] + step[:, 1] * x.max()))
+        reach = np.abs(step[:, :1] + step[:, 1:] * x_range).max(axis=1)
         far = np.flatnonzero(reach > 1.0)
         if len(far):  # halve, per resample, a long step until the log-likelihood improves (concave)
             now = loglik(b[far], w[far])

@@ -255,15 +255,19 @@ def liveness_tags() -> dict[str, str]:
     return {"host": socket.gethostname(), "pid": str(os.getpid()), "pid_started": _process_start(os.getpid())}
 
 
+def process_stat(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (the state first), [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _process_start(pid: int) -> str:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22), "" if gone
     (a zombie, killed but not yet reaped by its parent, is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    fields = stat.rsplit(")", 1)[1].split()
-    return "" if fields[0] in ("Z", "X") else fields[19]
+    fields = process_stat(pid)
+    return "" if not fields or fields[0] in ("Z", "X") else fields[19]
 
 
 def dead(tags: dict[str, str]) -> bool:

@@ -372,6 +372,25 @@ def stop(grace: float = 10.0) -> None:
 # refusal (a database URI) is said when the job is done, and nothing is written (no run opened).
 
 
+def spare_core() -> bool:
+    """Whether the machine has a core a single run's writer can have now: 2 cores or more, and
+    fewer processes running than cores, this one included (each process's state in /proc, about
+    5 ms; elsewhere the 1-minute load average). The writer hides MLflow's imports and the store's
+    opening behind the job on an idle core, but repeats the scientific imports (about 2 s of
+    CPU): on a busy machine (a test suite, 10 runs at once) it would only add them. (The load
+    average lags a minute behind: a run started just after a sweep would be refused the writer;
+    /proc/loadavg's count of running tasks counts this process's own threads.)"""
+    from pipeline.tracking import process_stat
+
+    cores = os.cpu_count() or 1
+    try:
+        others = [entry for entry in os.listdir("/proc") if entry.isdigit() and int(entry) != os.getpid()]
+    except OSError:  # not Linux
+        return cores >= 2 and int(os.getloadavg()[0]) + 1 <= cores - 1
+    running = 1 + sum(process_stat(pid)[:1] == ["R"] for pid in others)
+    return cores >= 2 and running <= cores - 1
+
+
 def start_single(cfg: Any, tags: dict[str, str]) -> None:
     """Start this single run's writer and ask it to open the run (``cfg``: the config as a
     container; ``tags``: the run's liveness and study)."""

@@ -168,7 +168,7 @@ def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
     store and the run while the job computes, then writes everything and ends the run, which
     belongs to the run's process (its liveness tags). ``tracking.writer=never``: the process
     does it all itself. Both log the same numbers and files. (``auto``, the default, is
-    ``always`` when the machine has a core to spare: see ``app.spare_core``.)"""
+    ``always`` when the machine has a core to spare: see ``writer.spare_core``.)"""
     found = {}
     for setting in ("always", "never"):
         store = tmp_path / setting / "mlflow.db"
