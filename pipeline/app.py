@@ -73,7 +73,8 @@ def task(cfg: DictConfig) -> float | None:
 
 
 def _start_writer(cfg: DictConfig) -> None:
-    """A tracked single run starts its run writer before its heavy imports (``writer.start_single``),
+    """A tracked single run starts its run writer before its heavy imports (``writer.start_single``;
+    ``python -m pipeline`` started it before Hydra composed the config: ``writer.prestart``),
     unless ``tracking.writer=never`` or with ``resume`` (the store is asked first). ``auto``: only
     with a core to spare (``writer.spare_core``). What the config alone refuses is refused first, and
     a store the run cannot use (``tracking.precheck``)."""
@@ -81,8 +82,9 @@ def _start_writer(cfg: DictConfig) -> None:
 
     setting = cfg.tracking.get("writer", "auto")
     if not cfg.tracking.enabled or resume.mode(cfg) or setting == "never":
+        writer.dismiss()
         return
-    if setting == "auto" and not writer.spare_core():
+    if setting == "auto" and not writer.started_early() and not writer.spare_core():
         return
     compat.check_compatible(cfg)
     tracking.precheck(tracking.resolve_uri(cfg.tracking.uri))
@@ -274,6 +276,7 @@ class SweepCallback(Callback):
     def _start(self, config: DictConfig) -> None:
         from pipeline import resume, tracking, writer
 
+        writer.dismiss()  # one started for what looked like a single run (hydra.mode set in a config file)
         _sweep_failures.clear()
         _take_credentials(config)
         check_run_config(config)
@@ -538,6 +541,9 @@ def main() -> None:
         if _run_errors:
             raise _run_errors[0]
     except BaseException as err:
+        from pipeline import writer
+
+        writer.dismiss()  # one started early (pipeline/__main__.py) for a run refused before it began
         for progress in list(_progress):
             progress.close()
         if isinstance(err, (SweepRefused, DiskFull)):

@@ -12,7 +12,7 @@ import itertools
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,33 +26,12 @@ from pipeline import curves, data, fixes, metrics, models
 from pipeline.compat import check_compatible
 from pipeline.decision import Costs, Decider, Decision
 from pipeline.errors import ConfigError
+from pipeline.result import RunResult
 
 log = logging.getLogger(__name__)
 
 #: Keys of an option node that describe it rather than being constructor arguments.
 META_KEYS = ("name", "scale", "needs", "kind", "prior_known")
-
-
-@dataclass
-class RunResult:
-    """Everything one run produced: what tracking logs and the DVC stages write."""
-
-    metrics: dict[str, float]
-    curves: dict[str, Any]
-    predictions: pd.DataFrame
-    model: Any
-    decision: Decision
-    info: dict[str, str] = field(default_factory=dict)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    #: A few test rows: the logged model's input example and signature.
-    example: pd.DataFrame | None = None
-    #: Per-fold values of a cross-validated run's metrics (``split=cv``): logged as their history.
-    history: dict[str, list[float]] = field(default_factory=dict)
-
-    def attach_data(self, splits: data.Splits, dataset: str) -> None:
-        """Record which data the run saw: the fingerprint tag and one input per split part."""
-        self.info["data_fingerprint"] = splits.fingerprint
-        self.inputs = [{**part, "dataset": dataset} for part in data.describe(splits)]
 
 
 def build(node: DictConfig, meta: tuple[str, ...] = META_KEYS) -> Any:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import interrupts
 from pipeline.paths import REPO_ROOT, default_store
+from pipeline.result import PickledModel, portable
 
 log = logging.getLogger(__name__)
 
@@ -428,9 +429,9 @@ def track(
             result = job()
         note = describe(result)
 
-        if writer.deferring():  # a sweep's own process: the writer logs the rest and ends the run
-            item = writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True), result,
-                               note, info.artifact_uri, str(relog.job_folder()))  # fmt: skip
+        if writer.deferring() and not writer.behind():  # a sweep's own: the writer logs the rest, ends the run
+            item = writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
+                               portable(result), note, info.artifact_uri, str(relog.job_folder()))  # fmt: skip
             with interrupts.shielded():
                 writer.submit(item)
                 ending.pop_all()  # handed over: not ended here
@@ -458,8 +459,8 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
     run = writer.opened()
     _experiment_ids[(run.uri, experiment_name(cfg))] = run.experiment_id
     note = describe(result)
-    item = writer.Item(run.run_id, run.uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True), result,
-                       note, run.artifact_uri, str(relog.job_folder()))  # fmt: skip
+    item = writer.Item(run.run_id, run.uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
+                       portable(result), note, run.artifact_uri, str(relog.job_folder()))  # fmt: skip
     done = writer.write_single(item)
     if done.status != "FINISHED":
         raise writer.raised(done)
@@ -574,14 +575,19 @@ def _dataset_input(cfg: DictConfig, part: dict[str, Any]) -> Any:
 
 
 def _save_model(model: Any, path: Path, example: Any) -> None:
-    """The run's ``Decider`` as an MLflow model: ``predict`` applies the run's threshold, the
-    threshold and its policy are in the model's metadata, and a signature and input example
-    (a few test rows) let ``mlflow models serve`` check its input."""
+    """The run's ``Decider`` (or, in a run writer, the ``PickledModel`` of one) as an MLflow
+    model: ``predict`` applies the run's threshold, the threshold and its policy are in the
+    model's metadata, and a signature and input example (a few test rows) let ``mlflow models
+    serve`` check its input."""
     import mlflow.sklearn
     import mlflow.utils.environment
     from mlflow.models import infer_signature
 
     metadata = {"threshold": float(model.threshold), "threshold_policy": str(model.policy), **(model.info or {})}
+    if isinstance(model, PickledModel):
+        output, model = model.example_output, model.saved()
+    else:
+        output = model.predict(example)
     # The requirements are the installed versions themselves, so MLflow's check that they match
     # the environment can only pass; it maps every installed distribution to its modules first,
     # about 0.8 s in each new process.
@@ -594,7 +600,7 @@ def _save_model(model: Any, path: Path, example: Any) -> None:
             serialization_format="pickle",
             pip_requirements=list(_requirements()),
             code_paths=[str(REPO_ROOT / "pipeline")],
-            signature=infer_signature(example, model.predict(example)),
+            signature=infer_signature(example, output),
             input_example=example,
             metadata=metadata,
         )

@@ -19,7 +19,10 @@ everything and only then ends the run FINISHED. So a FINISHED run always has all
   until the next start ends them KILLED (``tracking.reconcile``).
 
 Only the process that enabled it (the sweep's own) defers: launcher workers (joblib, Ray)
-already keep every core busy, so they write their runs themselves.
+already keep every core busy, so they write their runs themselves. The sweep's process also
+writes a run itself while the writer is ``BACKLOG`` runs behind. Results reach the writer as
+``result.portable`` makes them (the model pickled), so the writer never imports the fix and
+model code to unpickle them.
 """
 
 from __future__ import annotations
@@ -104,13 +107,16 @@ class End:
 class Writer:
     """The parent's side: a queue of items to the child and one of answers back."""
 
-    def __init__(self) -> None:
+    def __init__(self, warm: bool = False) -> None:
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with MLflow's threads
         self.todo: Any = ctx.Queue()
         self.answers: Any = ctx.Queue()
         self.stop_code: Any = ctx.Value("i", 0)
         self.process = ctx.Process(
-            target=serve, args=(self.todo, self.answers, self.stop_code, os.getpid()), name="run-writer", daemon=True
+            target=serve,
+            args=(self.todo, self.answers, self.stop_code, os.getpid(), warm),
+            name="run-writer",
+            daemon=True,
         )
         self.process.start()
         #: run id -> job folder, for the runs handed over and not answered yet
@@ -193,13 +199,17 @@ class Writer:
         self.answers.cancel_join_thread()
 
 
-def serve(todo: Any, answers: Any, stop_code: Any, parent: int) -> None:
-    """The child: write each item, end its run, answer; until ``None`` or the parent is gone."""
+def serve(todo: Any, answers: Any, stop_code: Any, parent: int, warm: bool = False) -> None:
+    """The child: write each item, end its run, answer; until ``None`` or the parent is gone.
+    ``warm``: started before its first order (``prestart``), so import MLflow meanwhile."""
     _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the sweep decides
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
+    if warm:  # what opening a run imports: MLflow's client (about 2 s) and its SQL store (about 1 s)
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+        from mlflow import MlflowClient  # noqa: F401
     opened: Opened | None = None  # a single run's, until its results (an Item) or an End come
     while (payload := todo.get()) is not None:
         message = pickle.loads(payload)
@@ -207,9 +217,8 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int) -> None:
             answer = open_run(message)
             opened = answer if isinstance(answer, Opened) else None
             answers.put(answer)
-            if opened is not None:  # while the job runs: what drawing and unpickling its results import
-                import pipeline.experiment
-                import pipeline.plots  # noqa: F401
+            if opened is not None:  # while the job runs: what drawing and saving its results import
+                _import_for_writing()
         elif isinstance(message, End):
             if opened is not None:
                 answers.put(_end(opened, message.status, message.error))
@@ -219,6 +228,19 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int) -> None:
             answers.put(write(message, stop_code))
     if opened is not None:  # the run's process ended without its results: interrupted, or failed
         answers.put(_end(opened, _STOP_CODES[stop_code.value] or "FAILED", "" if stop_code.value else "no results"))
+
+
+#: What writing a run's files imports, in the order it is needed: matplotlib, Pillow for the
+#: PNGs, then scikit-learn, which MLflow's ``sklearn.save_model`` imports for its version (about
+#: 1.2 s). Unpickling the results needs none of it (``result.portable``).
+_FOR_WRITING = ("pipeline.plots", "PIL.PngImagePlugin", "sklearn")
+
+
+def _import_for_writing() -> None:
+    import importlib
+
+    for name in _FOR_WRITING:
+        importlib.import_module(name)
 
 
 def open_run(message: Open) -> Opened | NotOpened:
@@ -317,6 +339,23 @@ def deferring() -> bool:
     return _state["pid"] == os.getpid()
 
 
+#: A sweep's process writes a finished run itself while its writer still has this many to write.
+#: The writer's share of a run (six figures, the table, the model, the store's records) can take
+#: longer than the job (a seed_demo run: about 0.3 s against 0.17 s), so a writer that only
+#: queued would leave the sweep's core idle at the end while it caught up; writing every few runs
+#: here keeps both cores busy and bounds the results waiting in memory.
+BACKLOG = 2
+
+
+def behind() -> bool:
+    """Whether this process's writer has ``BACKLOG`` runs or more not yet written."""
+    writer = _state["writer"]
+    if writer is None:
+        return False
+    writer.collect(0)
+    return len(writer.pending) >= BACKLOG
+
+
 def job_threads() -> contextlib.AbstractContextManager[Any]:
     """While deferring, a job's numerical libraries use all cores but the writer's one (else no
     limit, and none of threadpoolctl's 3 ms library scan). On 2 cores a job's BLAS and OpenMP
@@ -391,10 +430,47 @@ def spare_core() -> bool:
     return cores >= 2 and running <= cores - 1
 
 
+#: Hydra's flags after which ``python -m pipeline`` runs no single job in its own process: a
+#: sweep, or only a printout.
+_NOT_A_RUN = {"-m", "--multirun", "-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc",
+              "--shell-completion", "--version"}  # fmt: skip
+#: Overrides after which a single run opens its run without a writer (``app._start_writer``).
+_NO_WRITER = ("tracking=off", "tracking.enabled=false", "tracking.writer=never", "resume=true", "resume=any_code",
+              "hydra.mode=")  # fmt: skip
+
+
+def looks_single(argv: list[str]) -> bool:
+    """Whether a command line (without the program) is a single run that may use a writer; the
+    composed config decides for good (a config file may still turn tracking off)."""
+    return not any(arg in _NOT_A_RUN or arg.lower().startswith(_NO_WRITER) for arg in argv)
+
+
+def prestart() -> None:
+    """Start a writer now, before Hydra composes the config, for a command line that looks
+    like a single run (``pipeline/__main__.py``): it imports MLflow while this process composes the config
+    and imports scikit-learn. ``start_single`` takes it; a run that will not use it (tracking
+    off, ``tracking.writer=never``, refused input) lets it go (``dismiss``): it has opened nothing."""
+    _state["early"] = Writer(warm=True)
+
+
+def started_early() -> bool:
+    return _state.get("early") is not None
+
+
+def dismiss() -> None:
+    """Let a writer started by ``prestart`` and not taken go (it has written nothing)."""
+    early = _state.pop("early", None)
+    if early is not None:
+        with early.lock:
+            early.todo.put(None)
+        early.todo.cancel_join_thread()
+        early.answers.cancel_join_thread()
+
+
 def start_single(cfg: Any, tags: dict[str, str]) -> None:
-    """Start this single run's writer and ask it to open the run (``cfg``: the config as a
-    container; ``tags``: the run's liveness and study)."""
-    writer = Writer()
+    """Start this single run's writer (or take the one ``prestart`` started) and ask it to open
+    the run (``cfg``: the config as a container; ``tags``: the run's liveness and study)."""
+    writer = _state.pop("early", None) or Writer()
     writer.asked_open = True
     writer.ask(Open(cfg, tags))
     _state.update(writer=writer, single=True)

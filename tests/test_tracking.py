@@ -168,8 +168,10 @@ def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
     store and the run while the job computes, then writes everything and ends the run, which
     belongs to the run's process (its liveness tags). ``tracking.writer=never``: the process
     does it all itself. Both log the same numbers and files. (``auto``, the default, is
-    ``always`` when the machine has a core to spare: see ``writer.spare_core``.)"""
-    found = {}
+    ``always`` when the machine has a core to spare: see ``writer.spare_core``.) The writer
+    gets the model pickled (``result.portable``): the logged model loads as the same model,
+    with the same signature and metadata, and decides on the test rows as the run did."""
+    found, models = {}, {}
     for setting in ("always", "never"):
         store = tmp_path / setting / "mlflow.db"
         proc = _watched(*ONE_RUN, *FEWER_ROWS, f"tracking.writer={setting}", tmp_path=tmp_path / setting, store=store)
@@ -183,7 +185,17 @@ def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
         files = _artifacts(c, run.info.run_id)
         assert {"plots/pr.png", "curves/pr.json", "predictions/test.parquet", "model/MLmodel", "config.yaml"} <= files
         found[setting] = {k: v for k, v in run.data.metrics.items() if not k.startswith("time/")}
+        local = c.download_artifacts(run.info.run_id, "model", str(tmp_path / setting))
+        model, meta = mlflow.sklearn.load_model(local), mlflow.models.Model.load(local)
+        assert type(model).__name__ == "Decider" and meta.metadata["threshold"] == model.threshold
+        table = c.download_artifacts(run.info.run_id, "predictions/test.parquet", str(tmp_path / setting))
+        test = pd.read_parquet(table)
+        example = meta.load_input_example(local)
+        assert np.array_equal(model.predict(example), test["y_pred"].to_numpy()[: len(example)])
+        models[setting] = (meta.signature.to_dict(), meta.metadata, model.predict_proba(example))
     assert found["always"] == found["never"]
+    assert models["always"][:2] == models["never"][:2]
+    assert np.array_equal(models["always"][2], models["never"][2])
 
 
 @pytest.mark.slow  # 10 s: a job long enough to be interrupted
@@ -342,3 +354,26 @@ def test_help_lists_the_config_groups_and_no_folder_of_the_repository() -> None:
     expected = {p.name for p in (REPO_ROOT / "conf").iterdir() if p.is_dir()} | {"experiments"}
     assert groups == expected
     assert "seed_demo" in section
+
+
+@pytest.mark.parametrize(
+    ("argv", "single"),
+    [
+        ([], True),
+        (["fix=smote", "tracking.uri=sqlite:///x.db"], True),
+        (["--multirun", "fix=none,smote"], False),
+        (["-m", "fix=none,smote"], False),
+        (["--cfg", "job"], False),
+        (["--help"], False),
+        (["tracking=off"], False),
+        (["tracking.writer=never"], False),
+        (["resume=true"], False),
+        (["hydra.mode=MULTIRUN"], False),
+    ],
+)
+def test_a_writer_starts_before_hydra_only_for_what_looks_like_a_single_tracked_run(
+    argv: list[str], single: bool
+) -> None:
+    from pipeline import writer
+
+    assert writer.looks_single(argv) is single
