@@ -60,9 +60,10 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def run_child(args: list[str], timeout: float = 3600) -> tuple[float, float, str]:
+def run_child(args: list[str], timeout: float = 3600) -> tuple[float, float, str, float]:
     """Run ``python -m MODULE ARGS`` as a child process; its wall time (s), its peak resident
-    memory (MiB, the child's own VmHWM: see benchmarks/peak.py) and its stdout."""
+    memory (MiB: see benchmarks/peak.py), its stdout and its peak proportional memory (MiB,
+    shared pages counted once over the process and its children)."""
     import tempfile
 
     assert args[0] == "-m", "run_child runs modules: ['-m', module, ...]"
@@ -75,8 +76,9 @@ def run_child(args: list[str], timeout: float = 3600) -> tuple[float, float, str
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-        kib = Path(peak.name).read_text().strip()
-    return wall, (float(kib) / 1024 if kib else float("nan")), done.stdout
+        kib = Path(peak.name).read_text().split()
+    rss, pss = (float(k) / 1024 for k in kib) if len(kib) == 2 else (float("nan"), float("nan"))
+    return wall, rss, done.stdout, pss
 
 
 def last_json(text: str) -> dict[str, Any]:

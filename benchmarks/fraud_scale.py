@@ -31,14 +31,16 @@ def main(repeats: int = 3) -> list[Row]:
     run_child(["-m", "pipeline", *JOB, "dataset.n_rows=20000", "split.min_positives=2", store, where])
     ours, off, bare, bare_work = [], [], [], []
     for _ in range(repeats):
-        wall, peak, printed = run_child(["-m", "benchmarks.bare_fraud"])
-        bare.append((wall, peak))
+        wall, peak, printed, pss = run_child(["-m", "benchmarks.bare_fraud"])
+        bare.append((wall, peak, pss))
         bare_work.append(last_json(printed)["work_s"])
-        ours.append(run_child(["-m", "pipeline", *JOB, store, where])[:2])
-        off.append(run_child(["-m", "pipeline", *JOB, "tracking=off", where])[:2])
+        wall, peak, _, pss = run_child(["-m", "pipeline", *JOB, store, where])
+        ours.append((wall, peak, pss))
+        wall, peak, _, pss = run_child(["-m", "pipeline", *JOB, "tracking=off", where])
+        off.append((wall, peak, pss))
     work = median(run_seconds(out / "mlflow.db")[-repeats:])
-    wall = {name: median([t for t, _ in runs]) for name, runs in (("ours", ours), ("off", off), ("bare", bare))}
-    peak = {name: median([m for _, m in runs]) for name, runs in (("ours", ours), ("off", off), ("bare", bare))}
+    runs = {"ours": ours, "off": off, "bare": bare}
+    wall, peak, pss = ({name: median([r[i] for r in rows]) for name, rows in runs.items()} for i in range(3))
     return [
         Row("2 fraud scale", f"wall s, 284,807 rows, median of {repeats} processes", f"bare {wall['bare']:.2f}",
             f"pipeline {wall['ours']:.2f}", wall["ours"] / wall["bare"], "<= 1.3", wall["ours"] / wall["bare"] <= 1.3),
@@ -46,8 +48,12 @@ def main(repeats: int = 3) -> list[Row]:
             f"bare {median(bare_work):.2f}", f"pipeline {work:.2f}", work / median(bare_work), "(report)", None),
         Row("2 fraud scale", "wall s, the same with tracking=off", f"bare {wall['bare']:.2f}",
             f"pipeline {wall['off']:.2f}", wall["off"] / wall["bare"], "(report)", None),
-        Row("2 fraud scale", "peak resident MiB", f"bare {peak['bare']:.0f}", f"pipeline {peak['ours']:.0f}",
-            peak["ours"] / peak["bare"], "<= 1.3", peak["ours"] / peak["bare"] <= 1.3),
+        Row("2 fraud scale", "peak resident MiB (a run and its writer summed)", f"bare {peak['bare']:.0f}",
+            f"pipeline {peak['ours']:.0f}", peak["ours"] / peak["bare"], "<= 1.3", peak["ours"] / peak["bare"] <= 1.3),
+        Row("2 fraud scale", "peak proportional MiB (Pss: shared library pages counted once)",
+            f"bare {pss['bare']:.0f}", f"pipeline {pss['ours']:.0f}", pss["ours"] / pss["bare"], "(report)", None),
+        Row("2 fraud scale", "peak resident MiB, tracking=off", f"bare {peak['bare']:.0f}",
+            f"pipeline {peak['off']:.0f}", peak["off"] / peak["bare"], "(report)", None),
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ def main(sizes: tuple[int, ...] = SIZES) -> list[Row]:
     run_child(["-m", "pipeline", *job, f"dataset.n_rows={sizes[0]}"])  # the store exists before the clock starts
     wall, peak = {}, {}
     for n in sizes:
-        wall[n], peak[n], _ = run_child(["-m", "pipeline", *job, f"dataset.n_rows={n}"])
+        wall[n], peak[n], *_ = run_child(["-m", "pipeline", *job, f"dataset.n_rows={n}"])
     small, mid, large = sizes
     per_row = {n: wall[n] / n for n in sizes}
     marginal_mid = (wall[mid] - wall[small]) / (mid - small)
