@@ -166,7 +166,8 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
         if kept is not None:
             return resume.kept_record(kept, tracking.flatten(cfg))
     if cfg.tracking.enabled:
-        result = tracking.track(cfg, lambda: experiment.run(cfg), lambda r: leaderboard.describe(cfg, r))
+        job = lambda: experiment.run(cfg, on_curves=tracking.curves_ready)  # noqa: E731
+        result = tracking.track(cfg, job, lambda r: leaderboard.describe(cfg, r))
     else:
         result = experiment.run(cfg)
     return {

@@ -12,6 +12,7 @@ import itertools
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,10 +182,20 @@ def fit(cfg: DictConfig, splits: data.Splits, quiet: bool = False) -> Fitted:
     return Fitted(Decider(calibrated, threshold=decision.threshold, policy=policy, info=decision.info, warnings=notes))
 
 
-def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset, curves: bool = True) -> RunResult:
+def evaluate(
+    cfg: DictConfig,
+    fitted: Fitted,
+    test: data.Dataset,
+    curves: bool = True,
+    on_curves: Callable[[dict[str, Any]], None] | None = None,
+) -> RunResult:
     """Score the test split: metrics, curves (unless ``curves`` is false) and the prediction
-    table (test rows only here)."""
+    table (test rows only here). ``on_curves`` gets the curves as soon as they are computed,
+    before the metrics' bootstrap (a single run's writer draws them meanwhile)."""
     p, costs = models.positive_scores(fitted.model, test.X), costs_of(cfg)
+    plots = curves_of(test.y, p, fitted.decision.threshold, costs, test, fitted, cfg.seed) if curves else {}
+    if plots and on_curves is not None:
+        on_curves(plots)
     scores = _metrics(test, p, fitted.decision, costs, cfg)
     scores["fix/train_positive_rate"] = fitted.fit_positive_rate
     sampler = fitted.pipe.named_steps.get("fix")
@@ -194,7 +205,6 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset, curves: bool =
         scores.update({f"model/{k}": float(v) for k, v in cascade.diagnostics_.items()})
         test_share = cascade.diagnose(models.model_inputs(fitted.pipe, test.X), test.y)
         scores.update({f"model/test_{k}": v for k, v in test_share.items()})
-    plots = curves_of(test.y, p, fitted.decision.threshold, costs, test, fitted, cfg.seed) if curves else {}
     info = {"config_hash": config_hash(cfg)}
     if fitted.warnings:
         info["warning"] = "; ".join(fitted.warnings)
@@ -202,8 +212,9 @@ def evaluate(cfg: DictConfig, fitted: Fitted, test: data.Dataset, curves: bool =
     return RunResult(scores, plots, predictions, fitted.model, fitted.decision, info, example=test.X.head(5))
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Run one configuration end to end and return its metrics, curves and predictions."""
+def run(cfg: DictConfig, on_curves: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+    """Run one configuration end to end and return its metrics, curves and predictions
+    (``on_curves``: see ``evaluate``; not for a cross-validated run, whose curves come last)."""
     if cfg.split.name == "cv":
         from pipeline import crossval
 
@@ -213,7 +224,7 @@ def run(cfg: DictConfig) -> RunResult:
     clock["prepared"] = time.perf_counter()
     fitted = fit(cfg, splits)
     clock["fitted"] = time.perf_counter()
-    result = evaluate(cfg, fitted, splits.test)
+    result = evaluate(cfg, fitted, splits.test, on_curves=on_curves)
     clock["evaluated"] = time.perf_counter()
     result.metrics.update(timings(clock))
     result.attach_data(splits, cfg.dataset.name)

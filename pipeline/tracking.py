@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -467,6 +468,15 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
     return result
 
 
+def curves_ready(curves: dict[str, Any]) -> None:
+    """A job's curves, as soon as it has them: a single run's writer draws them while the job
+    computes its metrics (``writer.draw``); otherwise they are drawn with the rest."""
+    from pipeline import writer
+
+    if writer.single():
+        writer.draw(curves)
+
+
 def open_run(client: Any, experiment: str, cfg: DictConfig, tags: dict[str, str]) -> tuple[str, str]:
     """Create ``cfg``'s run (``tags`` added to the source's) and log its params, for a single
     run's writer; a run whose params the store refuses ends FAILED. Returns (run id, artifact URI)."""
@@ -488,7 +498,10 @@ def _requirements() -> tuple[str, ...]:
     return tuple(f"{name}=={version(name)}" for name in names)
 
 
-def log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str) -> None:
+def log_result(
+    client: Any, run_id: str, cfg: DictConfig, result: Any, note: str, artifact_uri: str, drawn: Path | None = None
+) -> None:
+    """Log a run's metrics, tags, inputs and files (``drawn``: see ``write_artifacts``)."""
     from mlflow.entities import RunTag
 
     tags = {**result.info, "mlflow.note.content": note}
@@ -499,7 +512,7 @@ def log_result(client: Any, run_id: str, cfg: DictConfig, result: Any, note: str
     local = _local_artifact_dir(artifact_uri)
     with tempfile.TemporaryDirectory() as tmp:
         out = local or Path(tmp)  # a local artifact store is written in place, not copied into
-        write_artifacts(out, cfg, result)
+        write_artifacts(out, cfg, result, drawn)
         if local is None:
             client.log_artifacts(run_id, str(out))
 
@@ -526,11 +539,16 @@ def log_metrics(client: Any, run_id: str, metrics: dict[str, float], history: di
 WRITE_PAUSE_ENV = "IMBALANCE_LAB_TEST_WRITE_PAUSE"
 
 
-def write_artifacts(out: Path, cfg: DictConfig, result: Any) -> None:
-    """A run's files: plots, curves, the prediction table, its config and (``log_model``) its model."""
-    from pipeline import plots
+def write_artifacts(out: Path, cfg: DictConfig, result: Any, drawn: Path | None = None) -> None:
+    """A run's files: plots, curves, the prediction table, its config and (``log_model``) its model.
+    ``drawn``: a folder where these curves' ``plots/`` and ``curves/`` are drawn already."""
+    if drawn is None:
+        from pipeline import plots
 
-    plots.write_all(result.curves, out)
+        plots.write_all(result.curves, out)
+    else:
+        for part in ("plots", "curves"):
+            shutil.copytree(drawn / part, out / part, dirs_exist_ok=True)
     if os.environ.get(WRITE_PAUSE_ENV):  # fault tests: a window in which a run is half written
         time.sleep(float(os.environ[WRITE_PAUSE_ENV]))
     (out / "predictions").mkdir(parents=True, exist_ok=True)

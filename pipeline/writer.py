@@ -97,6 +97,13 @@ class NotOpened:
 
 
 @dataclass
+class Draw:
+    """A single run's curves, sent while its job computes the metrics: drawn meanwhile."""
+
+    curves: dict[str, Any]
+
+
+@dataclass
 class End:
     """End the run opened for a single run whose job failed or was interrupted."""
 
@@ -128,7 +135,7 @@ class Writer:
         self.asked_open = False
         self.opened: Opened | NotOpened | None = None
 
-    def ask(self, message: Open | End) -> None:
+    def ask(self, message: Open | Draw | End) -> None:
         with self.lock:
             self.todo.put(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -211,23 +218,59 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int, warm: bool = Fal
         import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         from mlflow import MlflowClient  # noqa: F401
     opened: Opened | None = None  # a single run's, until its results (an Item) or an End come
-    while (payload := todo.get()) is not None:
-        message = pickle.loads(payload)
-        if isinstance(message, Open):
-            answer = open_run(message)
-            opened = answer if isinstance(answer, Opened) else None
-            answers.put(answer)
-            if opened is not None:  # while the job runs: what drawing and saving its results import
-                _import_for_writing()
-        elif isinstance(message, End):
-            if opened is not None:
-                answers.put(_end(opened, message.status, message.error))
-            opened = None
-        else:
-            opened = None
-            answers.put(write(message, stop_code))
-    if opened is not None:  # the run's process ended without its results: interrupted, or failed
-        answers.put(_end(opened, _STOP_CODES[stop_code.value] or "FAILED", "" if stop_code.value else "no results"))
+    early = _Drawn()  # a single run's curves, drawn while its job computed the metrics
+    try:
+        while (payload := todo.get()) is not None:
+            message = pickle.loads(payload)
+            if isinstance(message, Open):
+                answer = open_run(message)
+                opened = answer if isinstance(answer, Opened) else None
+                answers.put(answer)
+                if opened is not None:  # while the job runs: what drawing and saving its results import
+                    _import_for_writing()
+            elif isinstance(message, Draw):
+                early.draw(message.curves)
+            elif isinstance(message, End):
+                if opened is not None:
+                    answers.put(_end(opened, message.status, message.error))
+                opened = None
+            else:
+                opened = None
+                answers.put(write(message, stop_code, early.folder_for(message.result.curves)))
+                early.clear()
+        if opened is not None:  # the run's process ended without its results: interrupted, or failed
+            status = _STOP_CODES[stop_code.value] or "FAILED"
+            answers.put(_end(opened, status, "" if stop_code.value else "no results"))
+    finally:
+        early.clear()
+
+
+class _Drawn:
+    """Curves drawn ahead into a temporary folder, used if the results bring the same curves."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.curves: dict[str, Any] | None = None
+
+    def draw(self, curves: dict[str, Any]) -> None:
+        import tempfile
+
+        from pipeline import plots
+
+        self.clear()
+        self.folder = Path(tempfile.mkdtemp(prefix="imbalance-lab-plots-"))
+        plots.write_all(curves, self.folder)
+        self.curves = curves
+
+    def folder_for(self, curves: dict[str, Any]) -> Path | None:
+        return self.folder if self.folder is not None and curves == self.curves else None
+
+    def clear(self) -> None:
+        import shutil
+
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder = self.curves = None
 
 
 #: What writing a run's files imports, in the order it is needed: matplotlib, Pillow for the
@@ -275,9 +318,10 @@ def _pickled(err: BaseException) -> bytes:
     return data
 
 
-def write(item: Item, stop_code: Any) -> Done:
+def write(item: Item, stop_code: Any, drawn: Path | None = None) -> Done:
     """Log one run's results and end it: FINISHED once everything is written, FAILED if the
-    store refused (results kept for relog), or the stop status if the sweep stopped meanwhile."""
+    store refused (results kept for relog), or the stop status if the sweep stopped meanwhile.
+    ``drawn``: the results' plots and curves, drawn already (``Draw``)."""
     from omegaconf import OmegaConf
 
     from pipeline import relog, tracking
@@ -288,7 +332,7 @@ def write(item: Item, stop_code: Any) -> Done:
     status, error, line, disk_full, raised = _STOP_CODES[stop_code.value], "", "", False, b""
     if not status:
         try:
-            tracking.log_result(client, item.run_id, cfg, item.result, item.note, item.artifact_uri)
+            tracking.log_result(client, item.run_id, cfg, item.result, item.note, item.artifact_uri, drawn)
             status = "FINISHED"
         except Exception as err:
             folder = Path(item.folder)
@@ -498,6 +542,11 @@ def end_opened(status: str, error: str, grace: float = 10.0) -> None:
         writer.pending[answer.run_id] = ""
         writer.wait(time.monotonic() + grace)
         writer.failed.pop("", None)  # ended FAILED on purpose: the job's own error is what is said
+
+
+def draw(curves: dict[str, Any]) -> None:
+    """Have the single run's writer draw ``curves`` now (``Draw``)."""
+    _state["writer"].ask(Draw(curves))
 
 
 def write_single(item: Item) -> Done:

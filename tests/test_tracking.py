@@ -170,8 +170,9 @@ def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
     does it all itself. Both log the same numbers and files. (``auto``, the default, is
     ``always`` when the machine has a core to spare: see ``writer.spare_core``.) The writer
     gets the model pickled (``result.portable``): the logged model loads as the same model,
-    with the same signature and metadata, and decides on the test rows as the run did."""
-    found, models = {}, {}
+    with the same signature and metadata, and decides on the test rows as the run did. It
+    draws the curves while the job computes its metrics (``writer.Draw``): the same files."""
+    found, models, drawn = {}, {}, {}
     for setting in ("always", "never"):
         store = tmp_path / setting / "mlflow.db"
         proc = _watched(*ONE_RUN, *FEWER_ROWS, f"tracking.writer={setting}", tmp_path=tmp_path / setting, store=store)
@@ -193,9 +194,13 @@ def test_a_single_runs_writer_opens_and_writes_its_run(tmp_path: Path) -> None:
         example = meta.load_input_example(local)
         assert np.array_equal(model.predict(example), test["y_pred"].to_numpy()[: len(example)])
         models[setting] = (meta.signature.to_dict(), meta.metadata, model.predict_proba(example))
+        figures = sorted(f for f in files if f.startswith(("plots/", "curves/")))
+        drawn[setting] = {f: Path(c.download_artifacts(run.info.run_id, f, str(tmp_path / setting))).read_bytes()
+                          for f in figures}  # fmt: skip
     assert found["always"] == found["never"]
     assert models["always"][:2] == models["never"][:2]
     assert np.array_equal(models["always"][2], models["never"][2])
+    assert len(drawn["always"]) >= 10 and drawn["always"] == drawn["never"]
 
 
 @pytest.mark.slow  # 10 s: a job long enough to be interrupted
