@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 _received: list[int] = []
 _depth = [0]
@@ -96,3 +96,19 @@ def die_with_parent(every: float = 0.5, grace: float = 20.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def quick_exit(code: int) -> NoReturn:
+    """Leave now with ``code``, after what ``atexit`` holds (log handlers, multiprocessing's
+    children, MLflow's), without the interpreter's teardown: freeing every module and object
+    of the scientific stack one by one takes about 0.45 s, and the system frees the memory at
+    once. Only with no other thread that would be waited for: otherwise a normal exit."""
+    import atexit
+
+    if any(t.is_alive() and not t.daemon and t is not threading.main_thread() for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed, or a broken pipe
+            stream.flush()
+    os._exit(code)
