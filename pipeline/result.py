@@ -73,9 +73,12 @@ class _Unpickles:
         return pickle.loads(self.data).predict(X)
 
 
-def portable(result: RunResult) -> RunResult:
-    """``result`` as a run writer gets it: the model pickled (``PickledModel``), no decision."""
+def portable(result: RunResult, with_model: bool = True) -> RunResult:
+    """``result`` as a run writer gets it: the model pickled (``PickledModel``; none without
+    ``with_model``: a run that does not log its model), no decision."""
     model = result.model
+    if not with_model or model is None:
+        return dataclasses.replace(result, model=None, decision=None)
     example_output = None if result.example is None else model.predict(result.example)
     pickled = PickledModel(
         pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),

@@ -432,7 +432,8 @@ def track(
 
         if writer.deferring() and not writer.behind():  # a sweep's own: the writer logs the rest, ends the run
             item = writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
-                               portable(result), note, info.artifact_uri, str(relog.job_folder()))  # fmt: skip
+                               portable(result, cfg.tracking.log_model), note, info.artifact_uri,
+                               str(relog.job_folder()))  # fmt: skip
             with interrupts.shielded():
                 writer.submit(item)
                 ending.pop_all()  # handed over: not ended here
@@ -461,7 +462,8 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
     _experiment_ids[(run.uri, experiment_name(cfg))] = run.experiment_id
     note = describe(result)
     item = writer.Item(run.run_id, run.uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
-                       portable(result), note, run.artifact_uri, str(relog.job_folder()))  # fmt: skip
+                       portable(result, cfg.tracking.log_model), note, run.artifact_uri,
+                       str(relog.job_folder()))  # fmt: skip
     done = writer.write_single(item)
     if done.status != "FINISHED":
         raise writer.raised(done)
