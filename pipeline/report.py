@@ -264,4 +264,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from pipeline.interrupts import quick_exit
+
     main()
+    quick_exit(0)  # without the interpreter's teardown (about 0.45 s)

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -548,9 +547,11 @@ def write_artifacts(out: Path, cfg: DictConfig, result: Any, drawn: Path | None 
         from pipeline import plots
 
         plots.write_all(result.curves, out)
-    else:
+    else:  # written as ours: copytree folds a full disk's OSError into a shutil.Error, copyfile names the source
         for part in ("plots", "curves"):
-            shutil.copytree(drawn / part, out / part, dirs_exist_ok=True)
+            (out / part).mkdir(parents=True, exist_ok=True)
+            for path in sorted((drawn / part).iterdir()):
+                (out / part / path.name).write_bytes(path.read_bytes())
     if os.environ.get(WRITE_PAUSE_ENV):  # fault tests: a window in which a run is half written
         time.sleep(float(os.environ[WRITE_PAUSE_ENV]))
     (out / "predictions").mkdir(parents=True, exist_ok=True)
