@@ -243,6 +243,11 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int, warm: bool = Fal
             answers.put(_end(opened, status, "" if stop_code.value else "no results"))
     finally:
         early.clear()
+    answers.close()
+    answers.join_thread()  # every answer is in the pipe to the parent
+    from pipeline.interrupts import quick_exit
+
+    quick_exit(0)  # the teardown of MLflow, matplotlib and scikit-learn (0.5-1 s) would hold up the sweep's end
 
 
 class _Drawn:
