@@ -452,10 +452,11 @@ def stop(grace: float = 10.0) -> None:
     writer.close("KILLED", "")
 
 
-# A single run (``python -m pipeline`` without --multirun) starts its writer first, before its
-# heavy imports: the writer imports MLflow, opens the store and the run and logs the params on the
-# other core while the run's process imports scikit-learn, loads the data and fits; then it
-# writes the results and ends the run, as for a sweep's job, and the run's process waits for it.
+# A single run (``python -m pipeline`` without --multirun) starts its writer first, before Hydra
+# composes the config (``prestart``): the writer imports MLflow, opens the store and the run and
+# logs the params on the other core while the run's process imports scikit-learn, loads the data
+# and fits; it draws the curves while the job computes its metrics (``Draw``); then it writes the
+# rest and ends the run, as for a sweep's job, and the run's process waits for it.
 # A server or SQLite store the run cannot use is refused before (``tracking.precheck``); another
 # refusal (a database URI) is said when the job is done, and nothing is written (no run opened).
 
