@@ -246,8 +246,10 @@ def _mlflow_server(store: Path, port: int, cwd: Path) -> subprocess.Popen[bytes]
 def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(tmp_path: Path, then: str) -> None:
     """The server is killed while a job computes: that job's results are kept in unlogged/, the
     remaining jobs fail within the bounded retries (or, with ``tracking.on_unreachable=stop``,
-    none starts), and ``pipeline.relog`` logs the kept results into the same run once the server
-    is back."""
+    the sweep stops at the first job that meets the dead server: the writer finds the first
+    job's store gone only after the next job has tried to open its run, which fails, computes
+    nothing and is recorded FAILED; no job after it starts), and ``pipeline.relog`` logs the kept
+    results into the same run once the server is back."""
     from mlflow import MlflowClient
 
     from tests.conftest import free_port
@@ -259,7 +261,8 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     c = MlflowClient(url)
     started = time.time()
     sweep = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none", "tracking=server",
+        [sys.executable, "-m", "pipeline", "--multirun", "fix=smote,none" + (",class_weight" if then == "stop" else ""),
+         "tracking=server",
          f"tracking.uri={url}", "dataset.n_samples=30000", "metrics.n_boot=0", "tracking.log_model=false",
          "study=down", f"tracking.on_unreachable={then}", "tracking.writer=always", f"hydra.sweep.dir={tmp_path}/s"],
         cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -284,7 +287,10 @@ def test_a_server_dying_mid_sweep_fails_jobs_in_bounded_time_and_keeps_results(t
     assert f"kept in {kept.parent}: python -m pipeline.relog {kept.parent}" in err
     records = list(tmp_path.glob("s/*/result.json"))
     if then == "stop":
-        assert len(records) == 1 and err.rstrip().endswith("the sweep stopped (tracking.on_unreachable=stop)")
+        assert err.rstrip().endswith("the sweep stopped (tracking.on_unreachable=stop)")
+        others = [json.loads(p.read_text()) for p in records if p.parent != kept.parent.parent]
+        assert len(records) <= 2 and all(r["status"] == "FAILED" and not r["metrics"] for r in others), others
+        assert not any(r["params"]["fix.name"] == "class_weight" for r in others)  # nothing after it started
     else:
         assert len(records) == 2
 
