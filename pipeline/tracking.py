@@ -430,9 +430,7 @@ def track(
         note = describe(result)
 
         if writer.deferring() and not writer.behind():  # a sweep's own: the writer logs the rest, ends the run
-            item = writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
-                               portable(result, cfg.tracking.log_model), note, info.artifact_uri,
-                               str(relog.job_folder()))  # fmt: skip
+            item = _handed(cfg, run_id, uri, info.artifact_uri, result, note)
             with interrupts.shielded():
                 writer.submit(item)
                 ending.pop_all()  # handed over: not ended here
@@ -448,7 +446,7 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
     """``track`` for a single run whose writer opened the run meanwhile (``writer.start_single``):
     this process never imports MLflow. A job that fails or is interrupted ends the run FAILED or
     KILLED there; a store that refused is raised once the job is done."""
-    from pipeline import relog, writer
+    from pipeline import writer
 
     try:
         result = job()
@@ -460,13 +458,20 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
     run = writer.opened()
     _experiment_ids[(run.uri, experiment_name(cfg))] = run.experiment_id
     note = describe(result)
-    item = writer.Item(run.run_id, run.uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
-                       portable(result, cfg.tracking.log_model), note, run.artifact_uri,
-                       str(relog.job_folder()))  # fmt: skip
-    done = writer.write_single(item)
+    done = writer.write_single(_handed(cfg, run.run_id, run.uri, run.artifact_uri, result, note))
     if done.status != "FINISHED":
         raise writer.raised(done)
     return result
+
+
+def _handed(cfg: DictConfig, run_id: str, uri: str, artifact_uri: str, result: Any, note: str) -> Any:
+    """A finished job's run as a writer gets it (``writer.Item``): the config as a container,
+    the results ``portable``, the job folder where they are kept if the store refuses them."""
+    from pipeline import relog, writer
+
+    return writer.Item(run_id, uri, experiment_name(cfg), OmegaConf.to_container(cfg, resolve=True),
+                       portable(result, cfg.tracking.log_model), note, artifact_uri,
+                       str(relog.job_folder()))  # fmt: skip
 
 
 def curves_ready(curves: dict[str, Any]) -> None:

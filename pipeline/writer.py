@@ -227,7 +227,7 @@ def serve(todo: Any, answers: Any, stop_code: Any, parent: int, warm: bool = Fal
                 opened = answer if isinstance(answer, Opened) else None
                 answers.put(answer)
                 if opened is not None:  # while the job runs: what drawing and saving its results import
-                    _import_for_writing()
+                    _import_for_writing(bool(message.cfg["tracking"]["log_model"]))
             elif isinstance(message, Draw):
                 early.draw(message.curves)
             elif isinstance(message, End):
@@ -278,16 +278,16 @@ class _Drawn:
         self.folder = self.curves = None
 
 
-#: What writing a run's files imports, in the order it is needed: matplotlib, Pillow for the
-#: PNGs, then scikit-learn, which MLflow's ``sklearn.save_model`` imports for its version (about
-#: 1.2 s). Unpickling the results needs none of it (``result.portable``).
-_FOR_WRITING = ("pipeline.plots", "PIL.PngImagePlugin", "sklearn")
+#: What writing a run's files imports, in the order it is needed: matplotlib and Pillow for the
+#: PNGs, then (a run that logs its model) scikit-learn, which MLflow's ``sklearn.save_model``
+#: imports for its version (about 1.2 s). Unpickling the results needs none of it (``result.portable``).
+_FOR_WRITING = ("pipeline.plots", "PIL.PngImagePlugin")
 
 
-def _import_for_writing() -> None:
+def _import_for_writing(log_model: bool) -> None:
     import importlib
 
-    for name in _FOR_WRITING:
+    for name in (*_FOR_WRITING, "sklearn") if log_model else _FOR_WRITING:
         importlib.import_module(name)
 
 
