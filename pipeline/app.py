@@ -28,7 +28,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from pipeline import interrupts
 from pipeline.errors import DISK_FULL, ConfigError, Refused
-from pipeline.paths import CONF_DIR
+from pipeline.paths import CONF_DIR, check_name
 from pipeline.schema import Config  # the schema itself is registered by hydra_plugins/imbalance_lab
 
 log = logging.getLogger("pipeline")
@@ -48,7 +48,7 @@ def task(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     interrupts.stop_if_interrupted()
     try:
-        _take_credentials(cfg)
+        _take_credentials(cfg, job=True)
         check_run_config(cfg)
         if not multirun:
             _start_writer(cfg)
@@ -92,13 +92,22 @@ def _start_writer(cfg: DictConfig) -> None:
     writer.start_single(OmegaConf.to_container(cfg, resolve=True), tags)
 
 
-def _take_credentials(cfg: DictConfig) -> None:
+def _take_credentials(cfg: DictConfig, job: bool = False) -> None:
     """A user:password in the tracking URI (from a config file or an environment variable the
     config reads) moves into the environment before anything is logged or written."""
-    from pipeline.tracking import take_credentials
+    from pipeline import credentials
 
-    if cfg.get("tracking") and cfg.tracking.get("uri"):
-        cfg.tracking.uri = take_credentials(cfg.tracking.uri)
+    if not (cfg.get("tracking") and cfg.tracking.get("uri")):
+        return
+    given = cfg.tracking.uri
+    cfg.tracking.uri = credentials.take(given)
+    if job and cfg.tracking.uri != given:  # Hydra wrote the job's files before the job ran
+        runtime = HydraConfig.get()
+        subdir = runtime.output_subdir
+        written = list(Path(runtime.runtime.output_dir, subdir).glob("*.yaml")) if subdir else []
+        written.append(Path(runtime.sweep.dir) / "multirun.yaml")
+        for path in written:
+            credentials.scrub(path)
 
 
 def _credentials_out_of_argv() -> None:
@@ -115,10 +124,6 @@ def _credentials_out_of_argv() -> None:
         os.environ["MLFLOW_TRACKING_URI"] = take_credentials(os.environ["MLFLOW_TRACKING_URI"])
 
 
-#: A name that becomes a folder (the study names the sweep's folder and the experiment).
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
 def check_run_config(cfg: DictConfig) -> None:
     """What no option file checks, before a job does anything: the seed, the study name (it
     becomes a folder), the resume mode and the tracking URI."""
@@ -126,11 +131,9 @@ def check_run_config(cfg: DictConfig) -> None:
 
     if not 0 <= cfg.seed < 2**32:
         raise ConfigError("seed", cfg.seed, "an integer in [0, 2**32)")
-    study = str(cfg.study)
-    if not NAME.match(study) or ".." in study:
-        raise ConfigError(
-            "study", study, "a name of letters, digits, '-', '_' and '.' that starts with a letter or digit"
-        )
+    check_name("study", cfg.study)  # the sweep's folder and the experiment
+    if cfg.tracking.get("experiment"):
+        check_name("tracking.experiment", cfg.tracking.experiment)  # a report's default folder
     resume.mode(cfg)
     if cfg.tracking.enabled:
         tracking.check_uri(cfg.tracking.uri)

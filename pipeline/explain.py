@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import store
+from pipeline import credentials, store
 from pipeline.errors import ConfigError
-from pipeline.paths import CONF_DIR, REPO_ROOT
+from pipeline.paths import CONF_DIR, REPO_ROOT, owned_file
 
 #: The axes a page can vary, in the order its controls appear.
 AXES = (
@@ -46,6 +46,8 @@ SHOWN = (
     "expected_cost",
 )
 TEMPLATE = Path(__file__).with_name("explainer.html")
+#: In the head of every page written: ``--out`` overwrites such a page and no other file.
+SIGNATURE = '<meta name="generator" content="imbalance-lab explain">'
 #: Points drawn per curve, scores kept per class for the cost sliders (rounded to this many decimals).
 CURVE_POINTS, SCORE_DECIMALS, GRID_STEP = 160, 3, 3
 
@@ -199,6 +201,8 @@ def render(data: dict[str, Any]) -> str:
 
 def explain(uri: str | None, name: str, out: Path | None, log: bool = True) -> Path:
     """Build the page for a sweep, write it, log it to the sweep's parent run; return its path."""
+    out = out or REPO_ROOT / "outputs" / "explainer" / f"{_safe(name)}.html"
+    owned_file("--out", out, SIGNATURE)
     mlflow = store.client(uri)
     runs, parent = sweep_runs(mlflow, name)
     if runs.empty:
@@ -207,7 +211,6 @@ def explain(uri: str | None, name: str, out: Path | None, log: bool = True) -> P
         raise ConfigError("experiment", name, "a sweep with at least one FINISHED run")
     ui_base = mlflow.tracking_uri if str(mlflow.tracking_uri).startswith("http") else None
     data = page_data(mlflow, runs, name, ui_base)
-    out = out or REPO_ROOT / "outputs" / "explainer" / f"{_safe(name)}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(data))
     if log and parent is not None:
@@ -223,7 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m pipeline.explain", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("experiment", help="experiment name (its latest sweep) or a sweep's parent run id")
-    parser.add_argument("--tracking-uri", default=None, help="store (default: $MLFLOW_TRACKING_URI or the repo's)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        type=credentials.taken,
+        help="store (default: $MLFLOW_TRACKING_URI or the repo's)",
+    )
     parser.add_argument(
         "--out", type=Path, default=None, help="where to write it (default outputs/explainer/NAME.html)"
     )
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         path = explain(args.tracking_uri, args.experiment, args.out, log=not args.no_log)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {credentials.mask(str(err))}", file=sys.stderr)
         sys.exit(2)
     print(f"Explainer: {path} (open it in a browser; it needs no server)")
 

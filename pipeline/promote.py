@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline import store
+from pipeline import credentials, store
 from pipeline.errors import ConfigError
 
 #: Which way is better, by the metric's last name part (``test/expected_cost`` -> expected_cost).
@@ -158,7 +158,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("experiment", help="experiment name or a sweep's parent run id")
     parser.add_argument("--metric", default="test/expected_cost", help="metric to rank by (direction known per metric)")
     parser.add_argument("--name", default=None, help="registered model name (default: the experiment's)")
-    parser.add_argument("--tracking-uri", default=None, help="store (default: $MLFLOW_TRACKING_URI or the repo's)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        type=credentials.taken,
+        help="store (default: $MLFLOW_TRACKING_URI or the repo's)",
+    )
     parser.add_argument("--control", default=DEFAULT_CONTROL, help="the control's params (default: %(default)s)")
     parser.add_argument(
         "--force", action="store_true", help="register the best run even if it does not beat the control"
@@ -167,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(promote(args.tracking_uri, args.experiment, args.metric, args.name, args.control, args.force))
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {credentials.mask(str(err))}", file=sys.stderr)
         sys.exit(2)
 
 

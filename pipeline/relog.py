@@ -22,6 +22,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from pipeline import credentials
+
 FOLDER = "unlogged"
 
 
@@ -110,9 +112,16 @@ def log(folder: Path, uri: str | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Log the results a store did not take (unlogged/ folders).")
     parser.add_argument("paths", nargs="+", type=Path, help="job or sweep folders (searched for unlogged/)")
-    parser.add_argument("--tracking-uri", default=None, help="the store (default: the one each run was meant for)")
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        type=credentials.taken,
+        help="the store (default: the one each run was meant for)",
+    )
     args = parser.parse_args(argv)
-    folders = sorted({p for path in args.paths for p in [path, *path.rglob(FOLDER)] if (p / "run.json").is_file()})
+    # only folders named unlogged/ that keep's run.json is in: relog removes each once logged
+    found = {p for path in args.paths for p in [path, *path.rglob(FOLDER)] if p.name == FOLDER}
+    folders = sorted(p for p in found if (p / "run.json").is_file() and not p.is_symlink())
     if not folders:
         print(f"error: paths={' '.join(map(str, args.paths))} hold no {FOLDER}/run.json", file=sys.stderr)
         sys.exit(2)

@@ -5,7 +5,6 @@ written to ``reports/<name>/`` and logged as a run tagged ``kind=report``. The s
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline import plots
+from pipeline import credentials, plots
+from pipeline.paths import check_name, claim_folder
 from pipeline.verdict import CELL_PREFIXES, cell_frame
 
+#: The file every report folder holds: ``--out`` or ``reports/<name>`` is replaced only when it is there.
+MARKER = ".imbalance-lab-report"
 #: The metrics the report compares unless ``--metrics`` says otherwise.
 REPORT_METRICS = ("test/pr_auc", "test/f1", "test/roc_auc", "test/brier", "test/ece")
 #: What the charts need besides the compared metrics: AUCs against each dataset's positive rate.
@@ -126,7 +128,7 @@ def write_report(result: Verdict, out: Path, title: str, control: str) -> list[P
     from pipeline import report_plots
     from pipeline.verdict import short
 
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder("--out", out, MARKER)
     result.cells.to_csv(out / "cells.csv", index=False)
     result.paired.to_csv(out / "paired.csv", index=False)
     lines = [
@@ -225,7 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--experiment", action="append", default=[], help="an experiment (study) name; repeatable")
     parser.add_argument("--parent", action="append", default=[], help="a sweep's parent run id; repeatable")
-    parser.add_argument("--tracking-uri", default=None, help="the store (default: as the CLI, sqlite mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri", default=None, type=credentials.taken, help="the store (default: as the CLI, sqlite mlflow.db)"
+    )
     parser.add_argument("--control", default="fix.name=none,threshold.name=max_f1", help="params of the control")
     parser.add_argument("--metrics", default=",".join(REPORT_METRICS), help="comma-separated metric keys")
     parser.add_argument("--name", default=None, help="the report's name (default: the first source)")
@@ -234,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if not args.experiment and not args.parent:
             raise ConfigError("--experiment", None, "one or more experiment names or --parent run ids")
+        name = check_name("--name", args.name or (args.experiment or args.parent)[0])
+        out = args.out or Path("reports") / name
         control = parse_control(args.control)
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
         uri = tracking.resolve_uri(args.tracking_uri)
@@ -246,15 +252,12 @@ def main(argv: list[str] | None = None) -> None:
         unknown = [m for m in metrics if cells[m].isna().all()]
         if unknown:
             raise ConfigError("--metrics", ",".join(unknown), "metric keys the runs logged, such as test/pr_auc")
+        claim_folder("--out" if args.out else "--name", out, MARKER)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {credentials.mask(str(err))}", file=sys.stderr)
         sys.exit(2)
-    name = args.name or (args.experiment or args.parent)[0]
     title = f"report: {name}"
     result = verdict_of(cells, metrics, args.control)
-    out = args.out or Path("reports") / name
-    if out.exists():
-        shutil.rmtree(out)
     write_report(result, out, title, args.control)
     sources = {"experiments": ",".join(args.experiment), "parents": ",".join(args.parent)}
     params = {"control": args.control, "metrics": ",".join(metrics), **{k: v for k, v in sources.items() if v}}

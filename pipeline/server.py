@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import credentials
 from pipeline.paths import REPO_ROOT
 from pipeline.ui import wait_healthy
 
@@ -143,7 +144,8 @@ def stop(server: Server) -> None:
 def _run(cmd: list[str]) -> None:
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"error: {' '.join(cmd)} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+        raise SystemExit(credentials.mask(f"error: {' '.join(cmd)} failed: {last}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     server = Server(args.dir.resolve(), args.pg_port, args.port)
     if args.action == "start":
         start(server)
-        print(f"MLflow tracking server on {server.url} (PostgreSQL {server.dsn}); send sweeps there with")
+        database = credentials.mask(server.dsn)
+        print(f"MLflow tracking server on {server.url} (PostgreSQL {database}); send sweeps there with")
         print(f"  MLFLOW_TRACKING_URI={server.url} python -m pipeline tracking=server ...")
     else:
         stop(server)

@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import interrupts
+from pipeline import credentials, interrupts, sqlitestore
 from pipeline.paths import REPO_ROOT, default_store
 from pipeline.result import PickledModel, portable
 
@@ -40,30 +40,9 @@ SOURCE = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "python -m pipeli
 _open_runs: dict[str, str] = {}
 
 
-#: A database URI's user:password, taken out of the URI (see ``take_credentials``).
-USERINFO_ENV = "IMBALANCE_LAB_STORE_USERINFO"
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)([^/@]*)@(.*)$")
-
-
 def take_credentials(uri: Any) -> Any:
-    """``uri`` without its ``user:password@`` part, which moves into the environment: MLflow's
-    own ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` for a server, and
-    ``$IMBALANCE_LAB_STORE_USERINFO`` (put back by ``resolve_uri``) for a database. The config
-    then holds no secret, so no param, artifact, Hydra file, job record or printed line does;
-    launcher workers inherit the environment."""
-    from urllib.parse import unquote
-
-    found = _USERINFO.match(uri) if isinstance(uri, str) else None
-    if not found:
-        return uri
-    scheme, userinfo, rest = found.groups()
-    if scheme.startswith("http"):
-        user, _, password = userinfo.partition(":")
-        os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(user)
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
-    else:
-        os.environ[USERINFO_ENV] = userinfo
-    return scheme + rest
+    """``uri`` without its ``user:password@`` part (``credentials.take``)."""
+    return credentials.take(uri)
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -74,14 +53,12 @@ def resolve_uri(uri: str | None) -> str:
     job that changes directory (Hydra's chdir, DVC's experiment copies) still finds it.
     """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{default_store()}"
+    scheme, sep, rest = uri.partition("://")
+    uri = scheme.lower() + sep + rest  # a scheme is case-insensitive (RFC 3986); MLflow's are lower case
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix) :]).resolve())
-    userinfo = os.environ.get(USERINFO_ENV)
-    if userinfo and not uri.startswith(("http", "sqlite")) and not _USERINFO.match(uri):
-        scheme, _, rest = uri.partition("://")
-        uri = f"{scheme}://{userinfo}@{rest}"
-    return uri
+    return credentials.put_back(uri)
 
 
 #: What a tracking URI may be: a SQLite file, an MLflow server, or a database MLflow can use.
@@ -90,7 +67,7 @@ SCHEMES = ("sqlite:///", "http://", "https://", "postgresql://", "postgresql+psy
 
 def masked(uri: str) -> str:
     """``uri`` without the user:password part, for anything that is printed or written."""
-    return _USERINFO.sub(r"\1\3", uri)
+    return credentials.mask(uri)
 
 
 def check_uri(uri: str | None) -> None:
@@ -156,6 +133,9 @@ def client_for(uri: str, check: bool = True) -> Any:
         return _client(uri)
     from mlflow import MlflowClient
 
+    path = _store_path(uri)
+    if path is not None:
+        sqlitestore.remember(path)
     _quiet_mlflow()
     return MlflowClient(tracking_uri=uri)
 
@@ -172,50 +152,12 @@ _opened: set[str] = set()
 
 
 def _open_sqlite(path: Path, uri: str) -> None:
-    """Create (or migrate) a SQLite store under an exclusive file lock, then switch it to WAL.
-
-    Processes that create a new store at once each run MLflow's migrations and leave it
-    half-migrated for good; under the lock one creates it and the others find it made. WAL
-    lets readers and the one writer proceed together, and MLflow's sessions wait (its busy
-    timeout, 20 s) instead of failing while another process writes.
-    """
-    import fcntl
-    import sqlite3
-    from contextlib import closing
-
-    from mlflow import MlflowClient
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + "-lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            _check_writable(path)
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates and migrates the schema
-            with closing(sqlite3.connect(path, timeout=60)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
-    except (OSError, sqlite3.OperationalError) as err:
-        raise _unwritable(uri, err) from None
+    """Create (atomically) or migrate a SQLite store under a bounded file lock, then switch it
+    to WAL (``sqlitestore.open_store``). WAL lets readers and the one writer proceed together,
+    and MLflow's sessions wait (its busy timeout, 20 s) instead of failing while another process
+    writes."""
+    sqlitestore.open_store(path, uri)
     _opened.add(uri)
-
-
-def _check_writable(path: Path) -> None:
-    """A store that cannot be written fails here, not after minutes of MLflow's retries."""
-    import sqlite3
-    from contextlib import closing
-
-    if path.exists():
-        with closing(sqlite3.connect(path, timeout=60)) as db:
-            db.execute("BEGIN IMMEDIATE")
-            db.rollback()
-    elif not os.access(path.parent, os.W_OK):
-        raise PermissionError(13, "Permission denied", str(path.parent))
-
-
-def _unwritable(uri: str, err: Exception) -> Exception:
-    from pipeline.errors import ConfigError
-
-    why = getattr(err, "strerror", None) or str(err)
-    return ConfigError("tracking.uri", uri, "a SQLite store in a folder this user can write", why=why)
 
 
 def precheck(uri: str) -> None:
@@ -231,9 +173,9 @@ def precheck(uri: str) -> None:
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _check_writable(path)
-        except (OSError, sqlite3.OperationalError) as err:
-            raise _unwritable(uri, err) from None
+            sqlitestore.check_writable(path)
+        except (OSError, sqlite3.Error) as err:
+            raise sqlitestore.unwritable(uri, err) from None
 
 
 def prepare(cfg: DictConfig) -> tuple[str, str]:

@@ -10,6 +10,7 @@ A model from a store or remote you do not control is code: retrain it (``dvc rep
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -20,19 +21,57 @@ from typing import Any
 from pipeline.errors import ConfigError
 
 KEY_ENV = "IMBALANCE_LAB_MODEL_KEY"
+#: The shortest key accepted: 32 bytes (made keys are 64 hex characters, 256 bits).
+MIN_KEY = 32
+KEY_RULE = f"at least {MIN_KEY} characters, in a file only its owner can read and write (mode 600)"
+
+
+def key_path() -> Path:
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return home / "imbalance-lab" / "model-key"
 
 
 def _key() -> bytes:
-    if os.environ.get(KEY_ENV):
-        return os.environ[KEY_ENV].encode()
-    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    path = home / "imbalance-lab" / "model-key"
+    """The signing key: ``$IMBALANCE_LAB_MODEL_KEY``, else the key file, made on first use. A key
+    anyone could guess (empty, short) or change (a file others can write) would let them sign a
+    pickle that runs their code, so it is refused, not used."""
+    if KEY_ENV in os.environ:
+        key = os.environ[KEY_ENV].encode()
+        if len(key) < MIN_KEY:
+            raise ConfigError(KEY_ENV, f"<{len(key)} characters>", KEY_RULE, why="too short to keep a secret")
+        return key
+    path = key_path()
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _make_key(path)
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(str(path), f"mode {mode:o}", KEY_RULE, why="others can read or change it: chmod 600 it")
+    key = path.read_bytes().strip()
+    if len(key) < MIN_KEY:
+        raise ConfigError(str(path), f"<{len(key)} characters>", KEY_RULE, why="too short to keep a secret")
+    return key
+
+
+def check_key() -> None:
+    """Refuse a key that cannot sign safely (``ConfigError``), making it first if there is none."""
+    _key()
+
+
+def _make_key(path: Path) -> None:
+    """Write a new key whole into a private temporary file, then link it into place: processes
+    that make it at once all end up reading the one key that was linked first, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(fd, "w") as out:
             out.write(secrets.token_hex(32))
-    return path.read_bytes().strip()
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):  # another process linked its key first: use that one
+            os.link(part, path)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def _signature(content: bytes) -> str:
