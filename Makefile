@@ -9,7 +9,7 @@ PORT   ?= 5000
 TEST_WORKERS ?= 2
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: help run test test-all bench lint ui server server-stop repro params clean
+.PHONY: help run test test-all bench lint ui server server-stop repro params clean clean-store
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -60,5 +60,8 @@ repro: $(STAMP)  ## dvc repro: prepare -> train -> evaluate on params.yaml
 params: $(STAMP)  ## regenerate params.yaml from conf/ (as `dvc exp run` composes it)
 	$(PY) -m pipeline.stages.params
 
-clean:  ## remove run outputs (keeps .venv)
-	rm -rf outputs multirun mlartifacts mlruns mlflow.db data/prepared models reports/plots reports/curves
+clean:  ## remove run outputs (keeps .venv and the MLflow store: make clean-store deletes that)
+	rm -rf outputs multirun data/prepared models reports/plots reports/curves
+
+clean-store:  ## delete the MLflow store (mlflow.db, its -wal/-shm/-lock and mlartifacts/): every run and model
+	rm -rf mlflow.db mlflow.db-wal mlflow.db-shm mlflow.db-lock mlartifacts

@@ -24,15 +24,20 @@ from pipeline.errors import ConfigError
 
 #: Metrics whose per-fold values are logged as their history (the rest are logged as means).
 HISTORY_PREFIXES = ("test/", "calib/")
+#: The most folds and repeats a cv split takes (the field's protocols use 5x2 to 10x10).
+MAX_FOLDS, MAX_REPEATS = 50, 100
 
 
 def settings(cfg: DictConfig) -> tuple[int, int, float, int]:
     """``(folds, repeats, calib, min_positives)`` of a cv split, each checked."""
     split = cfg.split
     data.check_numbers(split, ("calib",), ("folds", "repeats", "min_positives"))
-    for key, low in (("folds", 2), ("repeats", 1), ("min_positives", 1)):
-        if split[key] < low:
-            raise ConfigError(f"split.{key}", split[key], f"an integer >= {low}")
+    # bounded: a run fits folds x repeats times, and a typo of a million must not run for days
+    for key, low, high in (("folds", 2, MAX_FOLDS), ("repeats", 1, MAX_REPEATS), ("min_positives", 1, None)):
+        if split[key] < low or (high is not None and split[key] > high):
+            raise ConfigError(
+                f"split.{key}", split[key], f"an integer in [{low}, {high}]" if high else f"an integer >= {low}"
+            )
     if not 0 < split.calib < 1:
         raise ConfigError("split.calib", split.calib, "a fraction in (0, 1) of each fold's training part")
     return split.folds, split.repeats, float(split.calib), split.min_positives

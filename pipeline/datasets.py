@@ -251,12 +251,19 @@ def _check_missing(features: pd.DataFrame, path: str, impute: str | None) -> Non
         )  # fmt: skip
 
 
+#: The largest magnitude a feature may have: beyond it, a square (variance, distance) overflows to inf.
+LARGEST = 1e150
+
+
 def _check_finite(features: pd.DataFrame, path: str) -> None:
     numeric = features.select_dtypes("number")
-    infinite = np.isinf(numeric.to_numpy(dtype=float)).sum(axis=0) if numeric.shape[1] else np.zeros(0)
-    if infinite.any():
-        col = numeric.columns[int(np.argmax(infinite))]
-        raise ConfigError(
-            "dataset.path", path, "finite numbers (leave a cell empty for a missing value and set dataset.impute)",
-            why=f"column {col} has {int(infinite.max())} infinite values",
-        )  # fmt: skip
+    values = numeric.to_numpy(dtype=float)
+    accepted = f"finite numbers within +-{LARGEST:g} (leave a cell empty for a missing value and set dataset.impute)"
+    for bad, what in (
+        (np.isinf(values), "infinite values"),
+        (np.abs(values) > LARGEST, f"values beyond +-{LARGEST:g}"),
+    ):
+        counts = bad.sum(axis=0) if numeric.shape[1] else np.zeros(0)
+        if counts.any():
+            col = numeric.columns[int(np.argmax(counts))]
+            raise ConfigError("dataset.path", path, accepted, why=f"column {col} has {int(counts.max())} {what}")

@@ -205,6 +205,9 @@ def explain(uri: str | None, name: str, out: Path | None, log: bool = True) -> P
     owned_file("--out", out, SIGNATURE)
     mlflow = store.client(uri)
     runs, parent = sweep_runs(mlflow, name)
+    runs, dropped = store.one_per_identity(runs)
+    if dropped:
+        print(store.duplicates_line(dropped))
     if runs.empty:
         raise ConfigError("experiment", name, "an experiment or sweep parent run id with job runs")
     if not (runs.status == "FINISHED").any():

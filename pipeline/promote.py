@@ -126,7 +126,7 @@ def _spec(control: dict[str, str]) -> str:
 def promote(uri: str | None, experiment: str, metric: str, name: str | None, control: str, force: bool) -> str:
     """Register the winner and return what to print; ``ConfigError`` when it is refused."""
     mlflow = store.client(uri)
-    runs = store.leaf_runs(mlflow, [experiment])
+    runs, dropped = store.one_per_identity(store.leaf_runs(mlflow, [experiment]))
     if runs.empty:
         raise ConfigError("experiment", experiment, "an experiment or sweep with FINISHED runs")
     found = compare(runs, metric, parse_control(control))
@@ -134,6 +134,9 @@ def promote(uri: str | None, experiment: str, metric: str, name: str | None, con
         raise ConfigError("--metric", metric, "a configuration that beats the control by more than the seeds' spread, "
                           "or --force", why=found.refusal)  # fmt: skip
     run, column = found.run, f"metrics.{metric}"
+    if not mlflow.list_artifacts(str(run["run_id"]), "model"):  # models:/NAME@champion would not load
+        raise ConfigError("experiment", experiment, "runs that logged their model (tracking.log_model=true)",
+                          why=f"the best run {run['run_name']} logged no model")  # fmt: skip
     tags = {
         "metric": metric, "value": repr(float(run[column])), "control": control,
         "control_value": repr(found.control_value), "margin": repr(found.margin), "spread": repr(found.spread),
@@ -145,11 +148,12 @@ def promote(uri: str | None, experiment: str, metric: str, name: str | None, con
     verdict = (
         found.refusal or f"beats the control by {found.margin:.4g} (spread {found.spread:.4g}, {found.pairs} seeds)"
     )
-    return (
+    said = (
         f"registered {name} version {version.version} from run {run['run_name']} ({run['run_id']}): "
         f"{metric} {run[column]:.4g}, control {found.control_value:.4g} on the same data; {verdict}. "
         f"Load it with models:/{name}@champion"
     )
+    return "\n".join(filter(None, [store.duplicates_line(dropped), said]))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -69,6 +69,20 @@ def fetch_runs(client: Any, experiments: list[str], parents: list[str]) -> list[
     return [r for r in runs.values() if r.data.tags.get("sweep") != "true" and r.data.tags.get("kind") != "report"]
 
 
+def one_per_identity(runs: list[Any]) -> tuple[list[Any], int]:
+    """The runs with each identity once (``store.one_per_identity``), and how many were dropped."""
+    from pipeline import store
+
+    frame = pd.DataFrame(
+        [
+            {"start_time": r.info.start_time, **{k: r.data.tags.get(k.removeprefix("tags.")) for k in store.IDENTITY}}
+            for r in runs
+        ]
+    )
+    kept, dropped = store.one_per_identity(frame)
+    return [runs[i] for i in kept.index], dropped
+
+
 def cells_from_runs(client: Any, runs: list[Any], metrics: list[str], control: dict[str, str]) -> pd.DataFrame:
     """One row per (run, fold): ``cell_frame``'s columns, the run id and the metrics (a
     cross-validated run's per-fold values from each metric's history)."""
@@ -245,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         uri = tracking.resolve_uri(args.tracking_uri)
         tracking.check_uri(uri)
         client = tracking.client_for(uri)
-        runs = fetch_runs(client, args.experiment, args.parent)
+        runs, dropped = one_per_identity(fetch_runs(client, args.experiment, args.parent))
         if not runs:
             raise ConfigError("--experiment", ",".join(args.experiment + args.parent), "sources with FINISHED runs")
         cells = cells_from_runs(client, runs, metrics, control)
@@ -263,6 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     params = {"control": args.control, "metrics": ",".join(metrics), **{k: v for k, v in sources.items() if v}}
     run_id = log_report(client, runs[0].info.experiment_id, out, title, result, params)
     print(result.text)
+    if dropped:
+        from pipeline.store import duplicates_line
+
+        print(duplicates_line(dropped))
     print(f"\n{len(runs)} runs, {len(cells)} cells -> {out}/report.md; logged as run {run_id} (tags.kind = 'report')")
 
 

@@ -75,8 +75,8 @@ def unwritable(uri: str, err: BaseException) -> ConfigError:
     if isinstance(err, ConfigError):
         return err
     why = getattr(err, "strerror", None) or str(err)
-    if isinstance(err, sqlite3.DatabaseError) and "not a database" in why:
-        why = "the file is not an SQLite database (damaged, truncated, or another kind of file)"
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        why = f"{why}: the file is damaged, truncated or not an SQLite store; move it away or restore a backup"
         return ConfigError("tracking.uri", uri, "an MLflow SQLite store, or a path where none exists yet", why=why)
     return ConfigError("tracking.uri", uri, ACCEPTED, why=why)
 

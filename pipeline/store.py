@@ -16,8 +16,11 @@ import pandas as pd
 from pipeline.errors import ConfigError
 from pipeline.tracking import client_for, resolve_uri
 
-#: Params that say where a run was tracked or how its table was shown, not what it computed.
-NOT_CONFIG = ("tracking.", "study", "leaderboard", "metrics.")
+#: Params that say where a run was tracked, how its table was shown or how its sweep was started,
+#: not what it computed (a resumed sweep's runs pair with the first run's).
+NOT_CONFIG = ("tracking.", "study", "leaderboard", "metrics.", "resume")
+#: A run's identity, as resume and every reader of the store count runs: its configuration on its data.
+IDENTITY = ("tags.config_hash", "tags.data_fingerprint")
 
 
 def client(uri: str | None) -> Any:
@@ -43,6 +46,28 @@ def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.Dat
                 continue
             rows.append(_row(run))
     return pd.DataFrame(rows)
+
+
+def one_per_identity(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """(``runs`` with each identity once, how many were dropped). Two processes that resumed one
+    sweep, or a resume and a relog, can leave two FINISHED runs of one configuration on the same
+    data; counted twice they would pass for two seeds. The newest is kept; a run without the
+    identity tags (made by other tools) is kept as it is."""
+    if runs.empty or not set(IDENTITY) <= set(runs.columns):
+        return runs, 0
+    newest = runs.sort_values("start_time", ascending=False, kind="stable")
+    # among FINISHED runs only: a FAILED try beside a FINISHED one is no duplicate
+    finished = newest["status"] == "FINISHED" if "status" in newest else pd.Series(True, index=newest.index)
+    candidates = newest[finished & newest[list(IDENTITY)].notna().all(axis=1)]
+    duplicate = candidates[list(IDENTITY)].duplicated().reindex(newest.index, fill_value=False)
+    return newest[~duplicate].sort_index(), int(duplicate.sum())
+
+
+def duplicates_line(dropped: int) -> str:
+    """What a reader says when it dropped duplicates ("" when none)."""
+    if not dropped:
+        return ""
+    return f"{dropped} duplicate run(s) of a configuration on the same data counted once (the newest kept)"
 
 
 def _scope(mlflow: Any, name: str) -> tuple[list[str], list[str]]:
@@ -79,6 +104,7 @@ def _row(run: Any) -> dict[str, Any]:
         "run_name": info.run_name,
         "status": info.status,
         "experiment_id": info.experiment_id,
+        "start_time": info.start_time,
     }
     row.update({f"params.{k}": v for k, v in data.params.items()})
     row.update({f"metrics.{k}": v for k, v in data.metrics.items()})

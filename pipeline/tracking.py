@@ -339,12 +339,17 @@ def git_tags() -> dict[str, str]:
 
 
 def track(
-    cfg: DictConfig, job: Callable[[], Any], describe: Callable[[Any], str], tags: dict[str, str] | None = None
+    cfg: DictConfig,
+    job: Callable[[], Any],
+    describe: Callable[[Any], str],
+    tags: dict[str, str] | None = None,
+    adopt: bool = False,
 ) -> Any:
     """Run ``job`` inside one MLflow run and log its ``RunResult``; nest under the sweep's parent.
 
     ``describe(result)`` gives the run's Markdown note; ``tags`` are added to the run's own.
     The run ends FINISHED, FAILED (error tag) or KILLED (Ctrl-C, SIGTERM); the exception is re-raised.
+    ``adopt``: first look for a RUNNING run of this process's (one its writer opened, then died).
     In a sweep's own process the finished job's metrics and files are handed to the run writer
     (``pipeline.writer``), which ends the run once they are written, while the next job runs.
     """
@@ -359,7 +364,9 @@ def track(
         tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
     with contextlib.ExitStack() as ending:
         with interrupts.shielded():
-            info = client.create_run(experiment, run_name=run_name(cfg), tags=tags).info
+            info = (_adopted(client, experiment) if adopt else None) or client.create_run(
+                experiment, run_name=run_name(cfg), tags=tags
+            ).info
             run_id = info.run_id
             # entered inside the shield: a signal that came meanwhile, raised as the shield ends,
             # ends the run KILLED (outside, it left the run RUNNING in a launcher's worker)
@@ -398,12 +405,22 @@ def _track_in_writer(cfg: DictConfig, job: Callable[[], Any], describe: Callable
             writer.end_opened("KILLED" if stopped else "FAILED", "" if stopped else one_line(err))
         raise
     run = writer.opened()
+    if run is None:  # the writer died before it answered: this process opens (or adopts) and writes the run
+        return track(cfg, lambda: result, describe, adopt=True)
     _experiment_ids[(run.uri, experiment_name(cfg))] = run.experiment_id
     note = describe(result)
     done = writer.write_single(_handed(cfg, run.run_id, run.uri, run.artifact_uri, result, note))
     if done.status != "FINISHED":
         raise writer.raised(done)
     return result
+
+
+def _adopted(client: Any, experiment: str) -> Any | None:
+    """The info of a RUNNING run whose liveness tags name this very process, if any."""
+    mine = liveness_tags()
+    query = " and ".join(["attributes.status = 'RUNNING'", *(f"tags.{k} = '{v}'" for k, v in mine.items())])
+    found = client.search_runs([experiment], query, max_results=1)
+    return found[0].info if found else None
 
 
 def _handed(cfg: DictConfig, run_id: str, uri: str, artifact_uri: str, result: Any, note: str) -> Any:

@@ -41,6 +41,15 @@ from typing import Any
 
 #: What a run the writer has not finished ends as when the sweep is interrupted (``stop``).
 _STOP_CODES = {0: "", 1: "KILLED"}
+#: The line for a writer that died (``kill -9``, out of memory) before it answered.
+DIED = "the run writer process died"
+
+
+@dataclass
+class StopCode:
+    """``write``'s stop order when the run's own process writes (0: none)."""
+
+    value: int = 0
 
 
 @dataclass
@@ -128,6 +137,8 @@ class Writer:
         self.process.start()
         #: run id -> job folder, for the runs handed over and not answered yet
         self.pending: dict[str, str] = {}
+        #: run id -> the item itself, until answered: a writer that dies is no loss (``rescue``)
+        self.items: dict[str, Item] = {}
         #: job folder -> the answer for a run that ended FAILED in the writer
         self.failed: dict[str, Done] = {}
         self.lock = threading.Lock()
@@ -145,7 +156,7 @@ class Writer:
             if not self.process.is_alive():
                 self.collect(0.2)  # what it said before it went
                 if self.opened is None:
-                    return NotOpened(b"", "the run writer process died")
+                    return NotOpened(b"", DIED)
             self.collect(0.2)
         return self.opened
 
@@ -153,6 +164,7 @@ class Writer:
         payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
         with self.lock:
             self.pending[item.run_id] = item.folder
+            self.items[item.run_id] = item
             self.todo.put(payload)
         self.collect(0)
 
@@ -171,6 +183,7 @@ class Writer:
                 continue
             with self.lock:
                 folder = self.pending.pop(done.run_id, "")
+                self.items.pop(done.run_id, None)
             tracking.forget(done.run_id)
             if done.status == "FAILED":
                 self.failed[folder] = done
@@ -186,6 +199,18 @@ class Writer:
                 return not self.pending
             self.collect(0.2)
         return True
+
+    def rescue(self) -> None:
+        """The child died (``kill -9``, out of memory) holding runs: write them here, each ending
+        FINISHED, or FAILED with its results kept in ``unlogged/`` (a store that refuses)."""
+        from pipeline import tracking
+
+        for run_id in [r for r in self.pending if r in self.items]:
+            done = write(self.items.pop(run_id), StopCode())
+            tracking.forget(run_id)
+            folder = self.pending.pop(run_id)
+            if done.status != "FINISHED":
+                self.failed[folder] = done
 
     def close(self, status: str, error: str) -> None:
         """End the child (killing it if it does not go); runs it still held end ``status`` here."""
@@ -419,8 +444,10 @@ def job_threads() -> contextlib.AbstractContextManager[Any]:
 
 def submit(item: Item) -> None:
     writer = _state["writer"]
-    if writer is not None and not writer.process.is_alive():  # it died: its runs end FAILED, a new one starts
-        writer.close("FAILED", "the run writer process died")
+    if writer is not None and not writer.process.is_alive():  # it died: its runs are written here, a new one starts
+        writer.collect(0)  # what it said before it went
+        writer.rescue()
+        writer.close("FAILED", DIED)
         _state["failed"] = {**_state["failed"], **writer.failed}
         writer = None
     if writer is None:
@@ -434,7 +461,9 @@ def finish() -> dict[str, Done]:
     writer, failed = _state["writer"], dict(_state["failed"])
     if writer is not None:  # an interrupt meanwhile leaves it to ``stop``
         writer.wait(None)
-        writer.close("FAILED", "the run writer process died")
+        if writer.pending and not writer.process.is_alive():
+            writer.rescue()
+        writer.close("FAILED", DIED)
         failed.update(writer.failed)
     _state.update(writer=None, pid=None, failed={}, single=False)
     return failed
@@ -531,9 +560,16 @@ def single() -> bool:
     return bool(_state.get("single")) and _state["writer"] is not None
 
 
-def opened() -> Opened:
-    """The single run's opened run; raises the error the store refused it with."""
-    answer = _state["writer"].answer_to_open()
+def opened() -> Opened | None:
+    """The single run's opened run, or None when its writer died before it answered (then this
+    process is the run's only writer: ``single()`` is false from here); raises the error the
+    store refused it with."""
+    writer = _state["writer"]
+    answer = writer.answer_to_open()
+    if isinstance(answer, NotOpened) and answer.error == DIED and not answer.raised:
+        writer.close("FAILED", DIED)  # reaps it; it held no run
+        _state.update(writer=None, single=False)
+        return None
     if isinstance(answer, NotOpened):
         raise _error(answer.raised, answer.error)
     return answer
@@ -562,12 +598,13 @@ def write_single(item: Item) -> Done:
     writer = _state["writer"]
     writer.submit(item)
     writer.wait(None)
-    if writer.pending:  # it died first: its run ends at the next start (``tracking.reconcile``)
-        writer.close("FAILED", "the run writer process died")
+    _state.update(writer=None, single=False)
+    if writer.pending:  # it died first (kill -9, out of memory): this process writes the run it opened
+        writer.rescue()  # FINISHED, or FAILED with the results kept in unlogged/
+        writer.close("FAILED", DIED)
     else:
         with writer.lock:
             writer.todo.put(None)
-    _state.update(writer=None, single=False)
     return writer.failed.get(item.folder, Done(item.run_id, "FINISHED", ""))
 
 

@@ -118,6 +118,12 @@ CASES = [
     ("appended model key", ["++model.depth=3"], "++model.depth=3"),
     ("prior correction on rusboost", ["model=rusboost", "calibration=prior_correction"],
      "calibration=prior_correction"),
+    ("experiment name outside the repository", ["tracking.experiment=.."], "tracking.experiment=.."),
+    ("experiment name of 1000 characters", ["tracking.experiment=" + "e" * 1000], "tracking.experiment=eee"),
+    ("cv repeats a million", ["split=cv", "split.repeats=1000000"], "split.repeats=1000000"),
+    ("cv folds a thousand", ["split=cv", "split.folds=1000"], "split.folds=1000"),
+    ("calib part too small for a positive", ["split.calib=1e-9"], "split.calib=1e-09"),
+    ("values too large for a float", ["dataset=table", "dataset.path={huge}", "dataset.target=y"], "dataset.path"),
 ]  # fmt: skip
 
 
@@ -144,6 +150,7 @@ def write_tables(tmp: Path) -> dict[str, str]:
         "inf": good.assign(b=good.b.where(rng.random(n) > 0.01, np.inf)),
         "five": good.iloc[:5],
         "target_only": good[["y"]],
+        "huge": good.assign(a=good.a * 1e300),  # a*1e300 is finite; squared it is not
     }
     paths = {}
     for name, frame in frames.items():

@@ -21,7 +21,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from pipeline import app, experiment, promote
+from pipeline import app, experiment, promote, store
 from pipeline.paths import CONF_DIR, REPO_ROOT
 from tests.conftest import SMALL, client
 
@@ -228,3 +228,37 @@ def test_compare_pairs_matched_cells_only() -> None:
     higher = promote.compare(frame.assign(**{"metrics.test/recall": 1 - frame["metrics.test/expected_cost"]}),
                              "test/recall", promote.parse_control(promote.DEFAULT_CONTROL))  # fmt: skip
     assert higher.run["run_name"] == "smote-min_cost-s0"  # the direction flips with the metric
+
+
+def _cells(rows: list[tuple[str, str, str, float, str, str]]) -> pd.DataFrame:
+    """Runs as ``store.leaf_runs`` reads them: (fix, seed, resume, cost, config hash, start time)."""
+    return pd.DataFrame(
+        {"run_id": f"r{i}", "run_name": f"{f}-s{s}", "experiment_id": "1", "status": "FINISHED",
+         "start_time": int(t), "params.fix.name": f, "params.threshold.name": "max_f1" if f == "none" else "min_cost",
+         "params.seed": s, "params.resume": r, "metrics.test/expected_cost": cost,
+         "tags.config_hash": h, "tags.data_fingerprint": f"data-s{s}"}
+        for i, (f, s, r, cost, h, t) in enumerate(rows)
+    )  # fmt: skip
+
+
+def test_a_run_twice_of_one_configuration_is_one_seed_not_two() -> None:
+    """Two processes resumed one sweep and each ran the missing smote job: the same identity
+    twice. Counted once, one seed pairs with the control, so nothing is promoted."""
+    rows = [("none", "0", "False", 0.30, "c0", "1"), ("smote", "0", "False", 0.20, "s0", "2"),
+            ("smote", "0", "True", 0.10, "s0", "3")]  # fmt: skip
+    kept, dropped = store.one_per_identity(_cells(rows))
+    assert dropped == 1 and sorted(kept["run_id"]) == ["r0", "r2"]  # the newest of the two kept
+    found = promote.compare(kept, "test/expected_cost", promote.parse_control(promote.DEFAULT_CONTROL))
+    assert found.pairs == 1 and found.refusal == "only one seed pairs with the control, so the seeds' spread is unknown"
+    assert (
+        promote.compare(_cells(rows), "test/expected_cost", promote.parse_control(promote.DEFAULT_CONTROL)).pairs == 2
+    )
+
+
+def test_a_resumed_run_pairs_with_the_control_of_the_first_sweep() -> None:
+    """``resume=true`` is how a sweep was started, not what it computed: its runs pair with the
+    control run by the first, unresumed, sweep (the same cells, the same numbers)."""
+    rows = [("none", "0", "False", 0.30, "c0", "1"), ("none", "1", "False", 0.32, "c1", "2"),
+            ("smote", "0", "True", 0.20, "s0", "3"), ("smote", "1", "True", 0.21, "s1", "4")]  # fmt: skip
+    found = promote.compare(_cells(rows), "test/expected_cost", promote.parse_control(promote.DEFAULT_CONTROL))
+    assert found.pairs == 2 and found.margin == pytest.approx(np.mean([0.10, 0.11])) and found.refusal == ""

@@ -140,3 +140,30 @@ def test_the_page_shows_logged_numbers_and_recomputes_costs_offline(
         finally:
             browser.close()
     assert outside == []
+
+
+@pytest.mark.fault(
+    "`pipeline.explain --out` naming a file the explainer did not write (or a folder)",
+    "exit 2 in one line naming `--out`; the file unchanged; a page it wrote is replaced",
+)
+def test_explain_overwrites_only_its_own_page(
+    built: tuple[Path, Path, subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    store, page, _ = built
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>mine</p>")
+    for out in (mine, tmp_path):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.explain", "explained", "--tracking-uri", f"sqlite:///{store}",
+             "--out", str(out), "--no-log"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 2 and done.stderr.startswith(f"error: --out={out} is not accepted"), done.stderr
+        assert done.stderr.count("\n") == 1
+    assert mine.read_text() == "<p>mine</p>"
+    again = subprocess.run(
+        [sys.executable, "-m", "pipeline.explain", "explained", "--tracking-uri", f"sqlite:///{store}",
+         "--out", str(page), "--no-log"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr

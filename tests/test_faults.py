@@ -185,21 +185,35 @@ SECRET = "s3cr3t-t0ken"
         "stdout or stderr"
     ),
 )
-@pytest.mark.parametrize("how", ["argument", "environment", "sweep"])
+@pytest.mark.parametrize(
+    "how", ["argument", "environment", "sweep", "config-file", "quoted", "capitals", "slash-at-password"]
+)
 def test_credentials_in_the_tracking_uri_are_written_nowhere(
     postgres_server: server.Server, tmp_path: Path, how: str
 ) -> None:
     """``user:password@`` in the URI reaches MLflow as MLFLOW_TRACKING_USERNAME/PASSWORD; no
-    param, tag, artifact, Hydra file, job record or printed line holds the password."""
+    param, tag, artifact, Hydra file, job record or printed line holds the password, however it
+    is spelled (quoted, a scheme in capitals, '/' and '@' in the password) or wherever it comes
+    from (the command line, the environment, a config file)."""
     from mlflow import MlflowClient
 
-    secret_uri = postgres_server.url.replace("http://", f"http://alice:{SECRET}@")
+    password = f"{SECRET}/x@y" if how == "slash-at-password" else SECRET
+    scheme = "HTTP://" if how == "capitals" else "http://"
+    secret_uri = postgres_server.url.replace("http://", f"{scheme}alice:{password}@")
     env = _env()
-    where = [] if how == "environment" else [f"tracking.uri={secret_uri}"]
+    where = {"environment": [], "quoted": [f'tracking.uri="{secret_uri}"']}.get(how, [f"tracking.uri={secret_uri}"])
     if how == "environment":
         env["MLFLOW_TRACKING_URI"] = secret_uri
+    if how == "config-file":  # a named study of the user's own, in a config folder of theirs
+        (tmp_path / "mine" / "experiments").mkdir(parents=True)
+        (tmp_path / "mine" / "experiments" / "leak.yaml").write_text(
+            f"# @package _global_\ntracking:\n  uri: {secret_uri}\n"
+        )
+        where = ["experiments=leak"]
     study = f"secret-{how}"
     args = ["--multirun", "fix=none,smote"] if how == "sweep" else []
+    if how == "config-file":  # Hydra's parser takes its flags first
+        args = ["--config-dir", str(tmp_path / "mine")]
     done = subprocess.run(
         [sys.executable, "-m", "pipeline", *args, "tracking=server", *where, *FAST, f"study={study}",
          f"hydra.run.dir={tmp_path}/out", f"hydra.sweep.dir={tmp_path}/out"],
@@ -207,7 +221,7 @@ def test_credentials_in_the_tracking_uri_are_written_nowhere(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert SECRET not in done.stdout + done.stderr and "alice" not in done.stdout + done.stderr
-    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "mine" not in p.parts]
     assert any(p.match("*/.hydra/overrides.yaml") for p in written)
     assert [p for p in written if SECRET.encode() in p.read_bytes()] == []
     c = MlflowClient(postgres_server.url)
@@ -413,3 +427,42 @@ def test_a_sweep_stopped_while_its_runs_are_written_loses_no_file(tmp_path: Path
     half_runs = [r for r in runs if r.info.run_id in halves]
     assert len(half_runs) == len(halves)
     assert {r.info.status for r in half_runs} == {"KILLED"}  # Ctrl-C: their files may be complete, the stop came first
+
+
+def _writer_of(pid: int, deadline: float) -> int:
+    """The run writer process (a spawned child) of process ``pid``, once it exists."""
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+                if int(fields[1]) == pid and b"multiprocessing.spawn" in cmdline:
+                    return int(stat.parent.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no run writer under process {pid}")
+
+
+@pytest.mark.fault(
+    "`kill -9` of the run writer while it holds a run (a single run, and a sweep of six jobs)",
+    "the run's own process writes what the writer held: every run FINISHED with all its files, exit 0, no traceback",
+)
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_a_run_writer_killed_loses_no_run(tmp_path: Path, sweep: bool) -> None:
+    store = tmp_path / "mlflow.db"
+    shape = ["--multirun", "seed=0,1,2,3,4,5"] if sweep else []
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *shape, "tracking.writer=always", *SMALL, "metrics.n_boot=0",
+         f"tracking.uri=sqlite:///{store}", f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    writer = _writer_of(proc.pid, deadline)
+    # it holds a run: the single run's, once opened; a sweep's, once it has taken a job's results
+    while time.monotonic() < deadline and not (store.exists() and _statuses(store)["RUNNING"] >= (2 if sweep else 1)):
+        time.sleep(0.02)
+    os.kill(writer, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in err, err[-3000:]
+    assert _statuses(store) == Counter({"FINISHED": 7 if sweep else 1})
+    runs = [p for p in (store.parent / "mlartifacts").glob("*/artifacts") if (p / "predictions").exists()]
+    assert len(runs) == (6 if sweep else 1) and all(_complete(p) for p in runs)

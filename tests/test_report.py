@@ -229,3 +229,41 @@ def test_a_configuration_run_twice_on_a_cell_counts_once() -> None:
     result = verdict_of(pd.DataFrame(rows), ["test/f1"], "fix.name=none")
     (row,) = result.paired.to_dict("records")
     assert row["cells"] == 3 and row["mean"] == pytest.approx((0.1 + 0.05 + 0.0) / 3)
+
+
+@pytest.mark.fault(
+    "`pipeline.report` whose `--out` or `--name` names a folder it did not write (`.`, `..`, an absolute "
+    "path, a sibling, a folder holding a user's file)",
+    "exit 2 in one line naming the option, before the store is read; every file there survives; a folder an "
+    "earlier report wrote (it holds `.imbalance-lab-report`) is replaced",
+)
+def test_a_report_replaces_only_a_folder_a_report_wrote(study: Path, tmp_path: Path) -> None:
+    store = study / "mlflow.db"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    done = report(store, mine)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"error: --out={mine} is not accepted (it holds files this command did not write)")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep"
+    base = ["-m", "pipeline.report", "--experiment", "fixes_across_keel", "--tracking-uri", f"sqlite:///{store}"]
+    for option, value in [("--name", ".."), ("--name", str(tmp_path)), ("--name", "../mine"), ("--out", "."),
+                          ("--out", "..")]:  # fmt: skip
+        done = _run(*base, option, value, cwd=mine)
+        assert done.returncode == 2 and done.stderr.startswith(f"error: {option}={value} is not accepted"), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and (mine / "notes.txt").read_text() == "keep"
+    own = tmp_path / "own"
+    for _ in range(2):  # the second replaces the first's folder
+        done = report(store, own)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (own / "report.md").is_file() and (own / ".imbalance-lab-report").is_file()
+
+
+def test_promote_refuses_a_best_run_that_logged_no_model(study: Path) -> None:
+    """The short study runs with ``tracking.log_model=false``: ``models:/NAME@champion`` would
+    not load, so nothing is registered."""
+    done = _run("-m", "pipeline.promote", "fixes_across_keel", "--metric", "test/pr_auc", "--force",
+                "--tracking-uri", f"sqlite:///{study}/mlflow.db")  # fmt: skip
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "logged no model" in done.stderr and done.stderr.startswith("error: experiment=fixes_across_keel")
+    assert client(study / "mlflow.db").search_registered_models() == []
