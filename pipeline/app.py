@@ -164,13 +164,25 @@ def run_job(cfg: DictConfig) -> dict[str, Any]:
 
     experiment.check_compatible(cfg)  # before a run is opened for it
     how = resume.mode(cfg)
+    claim, tags = None, None
     if how and cfg.tracking.enabled:
         kept = resume.kept_run(cfg, how)
         if kept is not None:
             return resume.kept_record(kept, tracking.flatten(cfg))
+        tags = resume.identity(cfg)  # claimed in the store: concurrent resumes split the jobs
+        claim = resume.claim(how, tags)
     if cfg.tracking.enabled:
         job = lambda: experiment.run(cfg, on_curves=tracking.curves_ready)  # noqa: E731
-        result = tracking.track(cfg, job, lambda r: leaderboard.describe(cfg, r))
+        try:
+            result = tracking.track(cfg, job, lambda r: leaderboard.describe(cfg, r), tags=tags, claim=claim)
+        except tracking.Claimed as held:
+            record = resume.claimed_record(tracking.run_name(cfg), tracking.flatten(cfg), held.run_id)
+            if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+                return record  # settled at the sweep's end
+            settled = resume.settle(tracking.client_for(tracking.resolve_uri(cfg.tracking.uri)), [record])[0]
+            if settled["status"] == "FAILED":  # the other process did not finish it
+                raise RuntimeError(settled["error"]) from None
+            return settled
     else:
         result = experiment.run(cfg)
     return {
@@ -332,6 +344,10 @@ class SweepCallback(Callback):
         for folder, done in unwritten.items():
             _record_failed(Path(folder), done.error)
         records = read_records(sweep_dir)
+        if any(r["status"] == "CLAIMED" for r in records):  # jobs another resume of this sweep ran
+            from pipeline import resume
+
+            records = resume.settle(tracking.client_for(tracking.resolve_uri(config.tracking.uri)), records)
         _sweep_failures.extend(r for r in records if r["status"] == "FAILED")
         if records and all(r["status"] == "REFUSED" for r in records):
             _sweep_failures.extend(records)  # nothing could run: that is an error, not a result
@@ -562,15 +578,34 @@ def main() -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))
-        if isinstance(err, OSError) and err.errno in DISK_FULL and not wants_traceback:
-            where = f" writing {err.filename}" if err.filename else ""
-            print(f"error: disk full ({err.strerror}{where}); free space, then rerun with resume=true", file=sys.stderr)
+        full = isinstance(err, OSError) and err.errno in DISK_FULL
+        if (full or "database or disk is full" in str(err)) and not wants_traceback:  # the latter: SQLite's
+            where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else ""
+            reason = err.strerror if isinstance(err, OSError) else "the store could not be written"
+            print(f"error: disk full ({reason}{where}); free space, then rerun with resume=true", file=sys.stderr)
             sys.exit(1)
+        if isinstance(err, OSError) and not isinstance(err, HydraException) and not wants_traceback:
+            _os_error_line(err)  # (Hydra's MissingConfigException is an IOError: said below)
         if wants_traceback or not isinstance(err, (ConfigError, HydraException, OmegaConfBaseException)):
             raise
         print(f"error: {_one_line(err)}", file=sys.stderr)
         sys.exit(2)
     _exit_for_failed_jobs()
+
+
+def _os_error_line(err: OSError) -> None:
+    """A folder that could not be made or written: one line. Named by its key (exit 2) when the
+    path came from ``hydra.run.dir`` or ``hydra.sweep.dir`` on the command line, else exit 1."""
+    where = str(err.filename or "")
+    for arg in sys.argv[1:]:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir") and value and where.startswith(value):
+            accepted = "a folder this user can create and write"
+            print(f"error: {ConfigError(key.lstrip('+'), value, accepted, why=err.strerror or str(err))}",
+                  file=sys.stderr)  # fmt: skip
+            sys.exit(2)
+    print(f"error: {err.strerror or err}" + (f": {where}" if where else ""), file=sys.stderr)
+    sys.exit(1)
 
 
 def _end_interrupted() -> None:

@@ -125,11 +125,11 @@ def split(data: Dataset, calib: float, test: float, seed: int) -> Splits:
     """Stratified, seeded train / calib / test split."""
     if not (0 < calib < 1 and 0 < test < 1 and calib + test < 1):
         raise ConfigError("split.calib+split.test", f"{calib}+{test}", "two fractions in (0, 1) whose sum is below 1")
-    positives = int(np.sum(data.y))
+    rows_in = len(data.y)
     for key, share in (("split.test", test), ("split.calib", calib)):
-        if share * positives < 1:  # that part would get no positive: name the key, not the rate
-            raise ConfigError(key, share, f"a fraction that leaves that part at least one of the {positives} "
-                              "positives", why=f"{share:g} x {positives} positives is under one")  # fmt: skip
+        if share * rows_in < 2:  # not a row of each class, whatever the rate: the fraction is at fault
+            raise ConfigError(key, share, f"a fraction that gives that part at least 2 of the {rows_in} rows",
+                              why=f"{share:g} x {rows_in} rows is under 2")  # fmt: skip
     rows = np.arange(len(data.y))
     try:
         rest, test_rows = train_test_split(rows, test_size=test, stratify=data.y, random_state=seed)

@@ -230,8 +230,10 @@ def _labels(column: pd.Series, target: str, path: str, positive: str | int | Non
         raise ConfigError(
             "dataset.target", target, "a column with exactly two classes", why=f"{path} has {len(classes)}: {shown}"
         )
+    if positive is None and set(classes) == {0, 1}:  # 0/1, 0.0/1.0 and False/True alike: compared as values
+        return (column == 1).to_numpy().astype(np.int8)
     if positive is None:
-        positive = 1 if set(classes) == {0, 1} else str(column.value_counts().idxmin())
+        positive = str(column.value_counts().idxmin())
     if positive not in classes and str(positive) not in map(str, classes):
         raise ConfigError(
             "dataset.positive_label", positive, f"one of the classes of {target}: {classes[0]}, {classes[1]}"

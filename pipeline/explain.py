@@ -193,9 +193,18 @@ def _ordered(axis: str, values: Any) -> list[str]:
         return sorted(values)
 
 
+#: What may not appear raw inside an inline script: '<' ('</script>', '<!--' which makes the
+#: parser look for '-->'), '>' and '&', and the two line separators older engines end strings at.
+#: Each becomes its JSON escape, which decodes to the same string.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def render(data: dict[str, Any]) -> str:
-    """The page: the template with the data inlined (``</`` escaped so no string ends the script)."""
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    """The page: the template with the data inlined, escaped for the script context (a run's
+    subgroup value or name can hold any text)."""
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    for raw, escaped in _SCRIPT_ESCAPES.items():
+        payload = payload.replace(raw, escaped)
     return TEMPLATE.read_text().replace("/*DATA*/null", payload)
 
 
@@ -251,5 +260,9 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     from pipeline.interrupts import quick_exit
 
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
+        print("interrupted", file=sys.stderr)
+        quick_exit(130)
     quick_exit(0)  # without the interpreter's teardown (about 0.45 s)

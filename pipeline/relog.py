@@ -125,8 +125,17 @@ def main(argv: list[str] | None = None) -> None:
     if not folders:
         print(f"error: paths={' '.join(map(str, args.paths))} hold no {FOLDER}/run.json", file=sys.stderr)
         sys.exit(2)
+    failed = 0
     for folder in folders:
-        print(f"logged {folder} as run {log(folder, args.tracking_uri)}")
+        try:
+            print(f"logged {folder} as run {log(folder, args.tracking_uri)}")
+        except Exception as err:  # the store is still away, or refused: the folder stays for the next try
+            from pipeline.tracking import one_line
+
+            print(f"error: {folder} not logged ({credentials.mask(one_line(err))}); it is kept", file=sys.stderr)
+            failed += 1
+    if failed:
+        sys.exit(2 if failed == len(folders) else 1)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ written to ``reports/<name>/`` and logged as a run tagged ``kind=report``. The s
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,5 +288,9 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     from pipeline.interrupts import quick_exit
 
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C: one line, not the traceback of wherever it landed
+        print("interrupted", file=sys.stderr)
+        quick_exit(130)
     quick_exit(0)  # without the interpreter's teardown (about 0.45 s)

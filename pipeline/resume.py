@@ -4,10 +4,19 @@ A job's identity is its ``config_hash`` tag (everything that decides its numbers
 fingerprint. A run made by other code, another git commit or a dirty work tree, is reused only
 with ``resume=any_code``. Runs that dead processes left RUNNING are ended by
 ``tracking.reconcile`` when the store is opened, so they are rerun like FAILED and KILLED ones.
+
+Several processes may resume one sweep at once (a crashed sweep restarted twice, two machines on
+one server): a job's run carries its identity from its creation, and a process that finds an
+older live run (or a FINISHED one) of the same identity removes its own and leaves the job to its
+holder (``claim``); at the sweep's end the jobs others held are read back (``settle``), so every
+configuration is computed once and every leaderboard is whole.
 """
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,3 +103,66 @@ def kept_record(run: Any, params: dict[str, str]) -> dict[str, Any]:
         "metrics": dict(run.data.metrics),
         "info": {"config_hash": run.data.tags["config_hash"]},
     }
+
+
+def identity(cfg: DictConfig) -> dict[str, str]:
+    """The tags that say which configuration on which data a run is (what resume keeps by)."""
+    from pipeline import experiment
+
+    return {"config_hash": experiment.config_hash(cfg), "data_fingerprint": experiment.fingerprint(cfg)}
+
+
+def claim(how: bool | str, tags: dict[str, str]) -> Callable[[Any, str, Any], str | None]:
+    """``tracking.track``'s claim for a resumed job: the run id of another holder of its identity,
+    a FINISHED run this resume may keep, or a RUNNING run of a live process created before this
+    one (by start time, then run id), else None."""
+
+    def holder(client: Any, experiment_id: str, mine: Any) -> str | None:
+        from pipeline.tracking import dead, git_tags
+
+        here = git_tags()
+        query = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+        for run in client.search_runs([experiment_id], query, max_results=1000):
+            info = run.info
+            if info.run_id == mine.run_id or run.data.tags.get("sweep") == "true":
+                continue
+            if info.status == "FINISHED" and (how == "any_code" or same_code(run.data.tags, here)):
+                return str(info.run_id)
+            earlier = (info.start_time, info.run_id) < (mine.start_time, mine.run_id)
+            if info.status == "RUNNING" and earlier and not dead(run.data.tags):
+                return str(info.run_id)
+        return None
+
+    return holder
+
+
+def claimed_record(run_name: str, params: dict[str, str], holder: str) -> dict[str, Any]:
+    """A job another process is computing: its record until ``settle`` reads the result back."""
+    return {"status": "CLAIMED", "run_name": run_name, "run_id": holder, "params": params, "metrics": {}}
+
+
+def settle(client: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Claimed jobs read back from the store, waiting while their holders run: FINISHED -> kept,
+    anything else -> FAILED (``resume=true`` runs it again). The wait says what it waits for and
+    ends when a holder's process is gone or stopped."""
+    from pipeline.tracking import dead, process_stat
+
+    claimed = [r for r in records if r["status"] == "CLAIMED"]
+    if claimed:
+        names = ", ".join(r["run_name"] for r in claimed[:3]) + (", ..." if len(claimed) > 3 else "")
+        print(f"waiting for {len(claimed)} job(s) another process is running ({names})", file=sys.stderr)
+    settled = {}
+    for record in claimed:
+        while True:
+            run = client.get_run(record["run_id"])
+            tags = run.data.tags
+            stopped = process_stat(tags.get("pid", "0"))[:1] in (["T"], ["t"])
+            if run.info.status != "RUNNING" or dead(tags) or stopped:
+                break
+            time.sleep(0.5)
+        if run.info.status == "FINISHED":
+            settled[id(record)] = kept_record(run, record["params"])
+        else:
+            why = f"claimed by run {run.info.run_id}, which ended {run.info.status}; resume=true runs it again"
+            settled[id(record)] = {**record, "status": "FAILED", "error": why, "user_error": False}
+    return [settled.get(id(r), r) for r in records]

@@ -42,8 +42,8 @@ def leaf_runs(mlflow: Any, names: list[str], status: str = "FINISHED") -> pd.Dat
         if status:
             where.append(f"attributes.status = '{status}'")
         for run in _search(mlflow, experiment_ids, " and ".join(where)):
-            if run.data.tags.get("sweep") == "true":
-                continue
+            if run.data.tags.get("sweep") == "true" or run.data.tags.get("kind") == "report":
+                continue  # a sweep's parent or a report: no job's results
             rows.append(_row(run))
     return pd.DataFrame(rows)
 

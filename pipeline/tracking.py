@@ -93,7 +93,32 @@ def _client(uri: str) -> Any:
         _open_sqlite(path, uri)
     if uri.startswith(("http://", "https://")) and uri not in _opened:
         _check_server(uri)
+    if uri.startswith(DATABASES) and uri not in _opened:
+        _check_database(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+#: Database URIs, and the port each listens on by default.
+DATABASES = ("postgresql", "mysql", "mssql")
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def _check_database(uri: str) -> None:
+    """Refuse, within seconds, a database nothing answers on: MLflow's engine retries for
+    minutes (``create_sqlalchemy_engine_with_retry``), in every job of a sweep."""
+    from urllib.parse import urlsplit
+
+    from pipeline.errors import ConfigError
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    host, port = parts.hostname or "localhost", parts.port or _DEFAULT_PORTS.get(scheme, 5432)
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as err:
+        why = f"nothing answers on {host}:{port}: {err.strerror or err}"
+        raise ConfigError("tracking.uri", masked(uri), "the URI of a running database server", why=why) from None
+    _opened.add(uri)
 
 
 #: MLflow's HTTP client retries a dead server for minutes by default; these bound a request to
@@ -163,12 +188,14 @@ def _open_sqlite(path: Path, uri: str) -> None:
 def precheck(uri: str) -> None:
     """What a single run checks before its writer opens the store, without MLflow, so that a
     store it cannot use is still refused before the job computes: a server answers its health
-    request; a SQLite store's folder can be made and the file written. (A database URI is
-    checked by the writer.)"""
+    request; a database server accepts a connection; a SQLite store's folder can be made and the
+    file written."""
     import sqlite3
 
     if uri.startswith(("http://", "https://")):
         _check_server(uri)
+    if uri.startswith(DATABASES):
+        _check_database(uri)
     path = _store_path(uri)
     if path is not None:
         try:
@@ -338,18 +365,31 @@ def git_tags() -> dict[str, str]:
     return {"mlflow.source.git.commit": commit or "unknown", "git_dirty": str(dirty).lower()}
 
 
+class Claimed(Exception):
+    """Another process holds this configuration (``track``'s ``claim``): its run id."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
 def track(
     cfg: DictConfig,
     job: Callable[[], Any],
     describe: Callable[[Any], str],
     tags: dict[str, str] | None = None,
     adopt: bool = False,
+    claim: Callable[[Any, str, Any], str | None] | None = None,
 ) -> Any:
     """Run ``job`` inside one MLflow run and log its ``RunResult``; nest under the sweep's parent.
 
     ``describe(result)`` gives the run's Markdown note; ``tags`` are added to the run's own.
     The run ends FINISHED, FAILED (error tag) or KILLED (Ctrl-C, SIGTERM); the exception is re-raised.
     ``adopt``: first look for a RUNNING run of this process's (one its writer opened, then died).
+    ``claim(client, experiment, info)``: asked once the run exists (its identity in ``tags``); a
+    run id back means another process holds the configuration: this run is deleted, unstarted,
+    and ``Claimed`` raised. Two processes that create runs of one identity at once both see
+    both, and the later one yields; so each configuration is computed once (resume's claims).
     In a sweep's own process the finished job's metrics and files are handed to the run writer
     (``pipeline.writer``), which ends the run once they are written, while the next job runs.
     """
@@ -371,6 +411,13 @@ def track(
             # entered inside the shield: a signal that came meanwhile, raised as the shield ends,
             # ends the run KILLED (outside, it left the run RUNNING in a launcher's worker)
             ending.enter_context(_ending(client, run_id))
+        holder = claim(client, experiment, info) if claim is not None else None
+        if holder is not None:
+            ending.pop_all()  # not ended: removed, as if it had never been made
+            _open_runs.pop(run_id, None)
+            client.set_terminated(run_id, "KILLED")
+            client.delete_run(run_id)
+            raise Claimed(holder)
         client.log_batch(run_id, params=_params(flatten(cfg)))
         from pipeline import relog, writer
 

@@ -333,6 +333,15 @@ def test_relog_creates_the_run_a_store_never_had_and_refuses_an_empty_path(tmp_p
               "run_name": "none-logreg-s3", "params": {"seed": "3"}, "metrics": {"test/pr_auc": 0.25},
               "tags": {"data_fingerprint": "abc"}}  # fmt: skip
     (folder / "run.json").write_text(json.dumps(record))
+    from tests.conftest import free_port
+
+    down = f"http://127.0.0.1:{free_port()}"  # the server is still down: one line, the folder kept
+    with pytest.raises(SystemExit) as ended:
+        relog.main([str(tmp_path), "--tracking-uri", down])
+    said = capsys.readouterr().err
+    assert ended.value.code == 2 and said.count("\n") == 1 and "Traceback" not in said
+    assert said.startswith(f"error: {folder} not logged (") and said.endswith("; it is kept\n")
+    assert (folder / "run.json").is_file()
     store = tmp_path / "mlflow.db"
     relog.main([str(tmp_path), "--tracking-uri", f"sqlite:///{store}"])
     c = client(store)

@@ -267,3 +267,23 @@ def test_promote_refuses_a_best_run_that_logged_no_model(study: Path) -> None:
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "logged no model" in done.stderr and done.stderr.startswith("error: experiment=fixes_across_keel")
     assert client(study / "mlflow.db").search_registered_models() == []
+
+
+def test_ctrl_c_in_a_report_is_one_line(study: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.report", "--experiment", "fixes_across_keel", "--tracking-uri",
+         f"sqlite:///{study}/mlflow.db", "--out", str(tmp_path / "r")],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lock = study / "mlflow.db-lock"  # the store's opener writes its pid there: the report is reading it
+    deadline = time.monotonic() + 120
+    while lock.read_text().strip() != str(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (130, "interrupted\n")

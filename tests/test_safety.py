@@ -337,3 +337,118 @@ def test_the_lock_file_names_its_holder(tmp_path: Path) -> None:
         lock.write(str(os.getpid()))
         lock.flush()
         assert sqlitestore._holder(lock) == f"process {os.getpid()}"
+
+
+# --- item 10: one line, or accepted --------------------------------------------------------------
+
+
+@pytest.mark.fault(
+    "a `postgresql://user:password@` tracking URI with nothing listening, for a single run and a sweep",
+    "exit 2 within seconds (no minutes of retries), one line naming `tracking.uri`, no password, no job run",
+)
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_an_unreachable_database_is_refused_in_seconds(tmp_path: Path, sweep: bool) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    uri = f"postgresql://alice:{SECRET}@127.0.0.1:{port}/mlflow"
+    shape = ["--multirun", "seed=0,1"] if sweep else []
+    started = time.monotonic()
+    done = _pipeline(*shape, f"tracking.uri={uri}", *FAST, f"hydra.run.dir={tmp_path}/run",
+                     f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2 and time.monotonic() - started < 60, done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1].startswith(f"error: tracking.uri=postgresql://127.0.0.1:{port}/mlflow is not "
+                                                   f"accepted (nothing answers on 127.0.0.1:{port}")  # fmt: skip
+    assert "Traceback" not in done.stderr and SECRET not in done.stdout + done.stderr
+    assert not list(tmp_path.rglob("result.json")) or sweep is False
+
+
+@pytest.mark.parametrize(
+    ("values", "positives"),
+    [([True, False], 600), ([1.0, 0.0], 600), (["yes", "no"], 600), ([1, 0], 600)],
+    ids=["bool", "float", "text", "int"],
+)
+def test_a_binary_target_of_any_spelling_keeps_its_positives(
+    tmp_path: Path, values: list[object], positives: int
+) -> None:
+    """``True``/``False`` and ``1.0``/``0.0`` are 1 and 0 (the probe's file with 600 positives was
+    refused as having none); text labels take the minority as the positive class."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import datasets
+
+    rng = np.random.default_rng(0)
+    first = np.arange(3000) < positives  # the first value is the positive one, on 600 rows
+    frame = pd.DataFrame({"a": rng.normal(size=3000), "y": np.where(first, values[0], values[1])})
+    frame["y"] = frame["y"].astype(type(values[0])) if not isinstance(values[0], str) else frame["y"]
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    got = datasets.table(path=str(tmp_path / "t.csv"), target="y")
+    assert int(got.y.sum()) == positives and np.array_equal(got.y.astype(bool), first)
+
+
+def test_the_explainers_data_cannot_leave_its_script() -> None:
+    """A subgroup value like ``<!--<script>`` once blanked the page: every '<', '>' and '&' of
+    the data is a JSON escape inside the script, and the data reads back the same."""
+    import json
+
+    from pipeline import explain
+
+    data = {"value": "<!--<script>", "end": "</script><b>&amp;", "sep": "\u2028\u2029"}
+    page = explain.render(data)
+    start = page.index('{"value"')
+    payload = page[start : page.index("</script>", start)]
+    assert not set("<>&") & set(payload) and json.loads(payload) == data
+
+
+def test_the_explainer_reads_job_runs_not_a_report(tmp_path: Path) -> None:
+    """An experiment holding single runs and a report (no sweep): the report run is not a job."""
+    from pipeline import store, tracking
+
+    c = tracking.client_for(f"sqlite:///{tmp_path}/x.db")
+    experiment = c.create_experiment("mixed")
+    job = c.create_run(experiment, tags={"config_hash": "h", "data_fingerprint": "d"})
+    c.log_param(job.info.run_id, "fix.name", "none")
+    c.set_terminated(job.info.run_id)
+    report = c.create_run(experiment, tags={"kind": "report"})
+    c.set_terminated(report.info.run_id)
+    runs = store.leaf_runs(c, ["mixed"], status="")
+    assert list(runs["run_id"]) == [job.info.run_id]
+
+
+# --- claims: concurrent resumes split the work -------------------------------------------------
+
+
+@pytest.mark.fault(
+    "two resuming processes of one six-job sweep started at once on a new store",
+    "each configuration computed once (six FINISHED job runs, six identities), the jobs split between the "
+    "two, both exit 0 with all six in their leaderboards",
+)
+def test_concurrent_resumes_split_the_jobs(tmp_path: Path) -> None:
+    """``resume=any_code``: the same claims as ``resume=true``, whatever the work tree's state
+    (``true`` keeps only runs of a clean tree at the same commit)."""
+    store = tmp_path / "x.db"
+    args = ["--multirun", "seed=0,1,2,3,4,5", "resume=any_code", *FAST, f"tracking.uri=sqlite:///{store}",
+            "study=split"]  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-m", "pipeline", *args, f"hydra.sweep.dir={tmp_path}/sweep{i}"],
+                              cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert all("6 finished" in out for out, _ in outputs), [out[-1500:] for out, _ in outputs]
+    query = ("select r.status, h.value, p.value from runs r join tags h on h.run_uuid = r.run_uuid and "
+             "h.key = 'config_hash' join tags p on p.run_uuid = r.run_uuid and p.key = 'mlflow.parentRunId' "
+             "where r.lifecycle_stage = 'active'")  # fmt: skip
+    with contextlib.closing(sqlite3.connect(store)) as db:
+        jobs = db.execute(query).fetchall()
+    assert sorted(s for s, _, _ in jobs) == ["FINISHED"] * 6 and len({h for _, h, _ in jobs}) == 6
+    assert len({parent for _, _, parent in jobs}) == 2  # both processes computed some of them
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path: Path, key: str) -> None:
+    shape = ["--multirun", "seed=0,1"] if key == "hydra.sweep.dir" else []
+    done = _pipeline(*shape, f"{key}=/proc/x", "tracking=off", *FAST, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]  # (a sweep's bar aside)
+    assert len(errors) == 1 and errors[0].startswith(f"error: {key}=/proc/x is not accepted (")
