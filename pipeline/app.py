@@ -59,6 +59,8 @@ def task(cfg: DictConfig) -> float | None:
             _write_record(hydra_cfg.runtime.output_dir, _failure(cfg, err))
         if _store_gone(err) and multirun and cfg.tracking.get("on_unreachable") == "stop":
             raise StopSweep(_one_line(err)) from err
+        if multirun and "database or disk is full" in str(err):  # no later job could be tracked either
+            raise DiskFull(OSError(DISK_FULL[0], "the store's disk is full")) from err
         if multirun and isinstance(err, Refused):
             return None  # said before the sweep started (SweepCallback.on_multirun_start)
         if multirun:
@@ -288,6 +290,10 @@ class SweepCallback(Callback):
             self._start(config)
         except ConfigError as err:  # Hydra would turn it into a warning and launch every job anyway
             raise SweepRefused(err) from err
+        except Exception as err:  # the store could not take the sweep's parent run: no job starts either
+            if "database or disk is full" in str(err):
+                raise DiskFull(OSError(DISK_FULL[0], "the store's disk is full")) from err
+            raise StopSweep(_one_line(err)) from err
 
     def _start(self, config: DictConfig) -> None:
         from pipeline import resume, tracking, writer
@@ -578,6 +584,11 @@ def main() -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         _end_open_runs("FAILED", _one_line(err))
+        if _worker_died(err) and not wants_traceback:
+            _end_interrupted()  # the dead worker's run, and those the launcher's others still hold
+            print("error: a launcher worker died (kill -9, or out of memory) while it ran a job; the sweep stopped: "
+                  "rerun it with resume=true to run what is left", file=sys.stderr)  # fmt: skip
+            sys.exit(1)
         full = isinstance(err, OSError) and err.errno in DISK_FULL
         if (full or "database or disk is full" in str(err)) and not wants_traceback:  # the latter: SQLite's
             where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else ""
@@ -591,6 +602,15 @@ def main() -> None:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         sys.exit(2)
     _exit_for_failed_jobs()
+
+
+def _worker_died(err: BaseException) -> bool:
+    """Whether the joblib launcher lost a worker (``kill -9``, the kernel's out-of-memory killer)."""
+    if "joblib" not in type(err).__module__:
+        return False
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
+
+    return isinstance(err, TerminatedWorkerError)
 
 
 def _os_error_line(err: OSError) -> None:

@@ -170,6 +170,10 @@ def _quiet_mlflow() -> None:
     # save would bury a run's one-line summary or error.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    # MLflow's session and SQLAlchemy's pool log a traceback for a database error they raise (a
+    # full disk under the store); the error itself reaches the run's one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 #: SQLite stores this process has created or checked (under the lock) already.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -475,3 +476,57 @@ def test_a_run_writer_killed_loses_no_run(tmp_path: Path, sweep: bool) -> None:
     assert _statuses(store) == Counter({"FINISHED": 7 if sweep else 1})
     runs = [p for p in (store.parent / "mlartifacts").glob("*/artifacts") if (p / "predictions").exists()]
     assert len(runs) == (6 if sweep else 1) and all(_complete(p) for p in runs)
+
+
+@pytest.mark.fault(
+    "the store's own disk fills up mid-sweep (a 4 MB tmpfs holding only the store, 300 kB left)",
+    "exit 1, no traceback, the last line `error: disk full ...`; the sweep stops instead of launching every "
+    "remaining job; finished jobs' results kept in `unlogged/`",
+)
+def test_a_full_disk_under_the_store_stops_the_sweep_in_one_line(tmp_path: Path) -> None:
+    with _tmpfs("4m") as disk:
+        store = disk / "mlflow.db"
+        tracking.client_for(f"sqlite:///{store}").create_experiment(
+            "full-store", artifact_location=(tmp_path / "artifacts").as_uri()
+        )
+        free = shutil.disk_usage(disk).free
+        (disk / "filler").write_bytes(b"\0" * (free - 300_000))
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--multirun", "seed=0,1,2,3,4,5,6,7,8,9", *FAST, "study=full-store",
+             f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/sweep"],
+            cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    said = [
+        line for line in done.stderr.replace("\r", "\n").splitlines() if "job/s" not in line and "s/job" not in line
+    ]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert said[-1] == "error: disk full (the store's disk is full); free space, then rerun with resume=true"
+    assert len(list((tmp_path / "sweep").glob("[0-9]*"))) < 10  # it stopped
+
+
+@pytest.mark.fault(
+    "`kill -9` of one joblib worker while it runs a job",
+    "exit 1, one line (no traceback) that says to resume; no run left RUNNING",
+)
+def test_a_joblib_worker_killed_is_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "mlflow.db"
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         "seed=0,1,2,3,4,5,6,7", *FAST, f"tracking.uri=sqlite:///{store}", f"hydra.sweep.dir={tmp_path}/sweep"],
+        cwd=REPO_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while job_runs(store, "RUNNING") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=20)) as db:
+        (pid,) = db.execute("select t.value from runs r join tags t on t.run_uuid = r.run_uuid and t.key = 'pid' "
+                            "join tags p on p.run_uuid = r.run_uuid and p.key = 'mlflow.parentRunId' "
+                            "where r.status = 'RUNNING' limit 1").fetchone()  # a job's: a worker's pid  # fmt: skip
+    os.kill(int(pid), signal.SIGKILL)
+    _, err = sweep.communicate(timeout=300)
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "job/" not in line
+            and "s/job" not in line]  # fmt: skip
+    assert sweep.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert said == ["error: a launcher worker died (kill -9, or out of memory) while it ran a job; the sweep stopped: "
+                    "rerun it with resume=true to run what is left"]  # fmt: skip
+    assert _statuses(store)["RUNNING"] == 0
