@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -83,7 +84,7 @@ def test_every_spelling_loses_its_password(given: str, clean: str, monkeypatch: 
 
 
 @pytest.mark.fault(
-    "`--tracking-uri http://user:password@server` given to `pipeline.explain` and `pipeline.report`",
+    "`--tracking-uri http://user:password@server` given to explain, report, promote and relog",
     "the password is on no printed line, in no page, report file or logged artifact",
 )
 def test_readers_of_the_store_keep_the_password_out(postgres_server: server.Server, tmp_path: Path) -> None:
@@ -94,16 +95,23 @@ def test_readers_of_the_store_keep_the_password_out(postgres_server: server.Serv
                      f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     secret_uri = postgres_server.url.replace("http://", f"http://alice:{SECRET}@")
+    kept = tmp_path / "job" / "unlogged"  # what a job keeps when the store is away, for relog
+    (kept / "artifacts").mkdir(parents=True)
+    record = {"run_id": "0" * 32, "experiment": "leak-readers", "uri": "sqlite:///x.db", "run_name": "kept",
+              "params": {}, "metrics": {}, "tags": {}}  # fmt: skip
+    (kept / "run.json").write_text(json.dumps(record))
     outputs = []
     for module, args in [
         ("pipeline.explain", ["leak-readers", "--out", str(tmp_path / "page.html")]),
         ("pipeline.report", ["--experiment", "leak-readers", "--out", str(tmp_path / "report"), *REPORTED]),
         ("pipeline.report", ["--experiment", "no-such-study", "--out", str(tmp_path / "nothing")]),
+        ("pipeline.promote", ["leak-readers", "--metric", "test/pr_auc"]),  # refused: no model logged
+        ("pipeline.relog", [str(kept)]),
     ]:
         run = subprocess.run([sys.executable, "-m", module, *args, "--tracking-uri", secret_uri], cwd=tmp_path,
                              env=_env(), capture_output=True, text=True, timeout=300)  # fmt: skip
         outputs.append(run)
-    assert [r.returncode for r in outputs] == [0, 0, 2], [r.stderr[-1500:] for r in outputs]
+    assert [r.returncode for r in outputs] == [0, 0, 2, 2, 0], [r.stderr[-1500:] for r in outputs]
     assert [r for r in outputs if SECRET in r.stdout + r.stderr or "alice" in r.stdout + r.stderr] == []
     assert [p for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()] == []
     c = MlflowClient(postgres_server.url)
@@ -452,3 +460,45 @@ def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path: Path, key: s
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]  # (a sweep's bar aside)
     assert len(errors) == 1 and errors[0].startswith(f"error: {key}=/proc/x is not accepted (")
+
+
+# --- the ownership rules themselves ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["..", ".", "/abs/dir", "../sibling", "a/b", ".hidden", "", "e" * 101, "a..b"])
+def test_a_name_that_is_not_one_plain_folder_name_is_refused(name: str) -> None:
+    from pipeline.paths import check_name
+
+    with pytest.raises(ConfigError, match=r"^--name="):
+        check_name("--name", name)
+
+
+def test_a_folder_is_replaced_only_when_it_holds_the_marker(tmp_path: Path) -> None:
+    from pipeline.paths import claim_folder
+
+    out = tmp_path / "report"
+    claim_folder("--out", out, ".mark")  # new: made, and marked
+    (out / "old.md").write_text("old")
+    claim_folder("--out", out, ".mark")  # ours: emptied and marked again
+    assert sorted(p.name for p in out.iterdir()) == [".mark"]
+    for theirs in (tmp_path, tmp_path / "file.txt"):  # a folder with a file of the user's, and a file
+        (tmp_path / "file.txt").write_text("keep")
+        with pytest.raises(ConfigError, match=r"did not write|is a file"):
+            claim_folder("--out", theirs, ".mark")
+        assert (tmp_path / "file.txt").read_text() == "keep"
+    (tmp_path / "link").symlink_to(out)
+    with pytest.raises(ConfigError, match="link"):
+        claim_folder("--out", tmp_path / "link", ".mark")
+    assert (out / ".mark").is_file()
+
+
+def test_a_file_is_overwritten_only_when_it_holds_the_signature(tmp_path: Path) -> None:
+    from pipeline.paths import owned_file
+
+    page = tmp_path / "page.html"
+    owned_file("--out", page, "<meta sig>")  # new: fine
+    page.write_text("<html><meta sig></html>")
+    owned_file("--out", page, "<meta sig>")  # ours: fine
+    page.write_text("<p>mine</p>")
+    with pytest.raises(ConfigError, match="not its output"):
+        owned_file("--out", page, "<meta sig>")
