@@ -122,7 +122,7 @@ CASES = [
     ("experiment name of 1000 characters", ["tracking.experiment=" + "e" * 1000], "tracking.experiment=eee"),
     ("cv repeats a million", ["split=cv", "split.repeats=1000000"], "split.repeats=1000000"),
     ("cv folds a thousand", ["split=cv", "split.folds=1000"], "split.folds=1000"),
-    ("calib part too small for a positive", ["split.calib=1e-9"], "split.calib=1e-09"),
+    ("calib part too small for a row of each class", ["split.calib=1e-9"], "split.calib=1e-09"),
     ("values too large for a float", ["dataset=table", "dataset.path={huge}", "dataset.target=y"], "dataset.path"),
 ]  # fmt: skip
 

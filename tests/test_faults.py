@@ -178,8 +178,8 @@ SECRET = "s3cr3t-t0ken"
 
 @pytest.mark.fault(
     (
-        "`user:password@` in `tracking.uri` (argument, `MLFLOW_TRACKING_URI`, sweep) against the "
-        "PostgreSQL-backed server"
+        "`user:password@` in `tracking.uri` (argument, `MLFLOW_TRACKING_URI`, sweep, a config file, quoted, "
+        "`HTTP://`, `/` and `@` in the password) against the PostgreSQL-backed server"
     ),
     (
         "the password is in no file the run writes (Hydra's included), no param, tag or artifact, not on "
@@ -187,8 +187,17 @@ SECRET = "s3cr3t-t0ken"
     ),
 )
 @pytest.mark.parametrize(
-    "how", ["argument", "environment", "sweep", "config-file", "quoted", "capitals", "slash-at-password"]
-)
+    "how",
+    [
+        "argument",
+        "environment",
+        "sweep",
+        "config-file",
+        pytest.param("quoted", marks=pytest.mark.slow),
+        pytest.param("capitals", marks=pytest.mark.slow),
+        "slash-at-password",
+    ],
+)  # (quoted and capitals are also in test_safety's spelling tests, which run in make test)
 def test_credentials_in_the_tracking_uri_are_written_nowhere(
     postgres_server: server.Server, tmp_path: Path, how: str
 ) -> None:
@@ -456,7 +465,7 @@ def _writer_of(pid: int, deadline: float) -> int:
     "`kill -9` of the run writer while it holds a run (a single run, and a sweep of six jobs)",
     "the run's own process writes what the writer held: every run FINISHED with all its files, exit 0, no traceback",
 )
-@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+@pytest.mark.parametrize("sweep", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["run", "sweep"])
 def test_a_run_writer_killed_loses_no_run(tmp_path: Path, sweep: bool) -> None:
     store = tmp_path / "mlflow.db"
     shape = ["--multirun", "seed=0,1,2,3,4,5"] if sweep else []
@@ -483,6 +492,7 @@ def test_a_run_writer_killed_loses_no_run(tmp_path: Path, sweep: bool) -> None:
     "exit 1, no traceback, the last line `error: disk full ...`; the sweep stops instead of launching every "
     "remaining job; finished jobs' results kept in `unlogged/`",
 )
+@pytest.mark.slow  # a ten-job sweep on a tmpfs: about 25 s
 def test_a_full_disk_under_the_store_stops_the_sweep_in_one_line(tmp_path: Path) -> None:
     with _tmpfs("4m") as disk:
         store = disk / "mlflow.db"
@@ -508,6 +518,7 @@ def test_a_full_disk_under_the_store_stops_the_sweep_in_one_line(tmp_path: Path)
     "`kill -9` of one joblib worker while it runs a job",
     "exit 1, one line (no traceback) that says to resume; no run left RUNNING",
 )
+@pytest.mark.slow  # a joblib sweep: about 25 s
 def test_a_joblib_worker_killed_is_one_line(tmp_path: Path) -> None:
     store = tmp_path / "mlflow.db"
     sweep = subprocess.Popen(
