@@ -120,8 +120,8 @@ def table(
 
     ``target`` must have exactly two classes; ``positive_label`` names the one we care about
     (default: 1 if the labels are 0/1, else the minority). ``group`` columns become subgroups
-    (not features); ``categorical`` is declared or detected from non-numeric dtypes; ``drop``
-    columns are ignored. Missing feature values are refused unless ``impute`` says how.
+    (not features; a row without a value is in group ``missing``); ``categorical`` is declared or
+    detected from non-numeric dtypes; ``drop`` columns are ignored. Missing feature values are refused unless ``impute`` says how.
     """
     frame = _read(path)
     group, drop = list(group or []), list(drop or [])
@@ -145,7 +145,9 @@ def table(
     cats = list(categorical) if categorical is not None else [
         str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])
     ]  # fmt: skip
-    groups = frame[group].astype(str).reset_index(drop=True) if group else None
+    groups = None
+    if group:  # a row with no group value is in group "missing" (pandas' strings keep NaN, which equals no value)
+        groups = frame[group].astype(object).where(frame[group].notna(), "missing").astype(str).reset_index(drop=True)
     return Dataset(features.reset_index(drop=True), y, groups, cats)
 
 

@@ -529,3 +529,24 @@ def test_a_claim_yields_to_an_older_live_run_or_a_finished_one(tmp_path: Path) -
     assert holder(c, experiment, later) is None
     c.set_terminated(earlier.run_id, "FINISHED")  # a finished run of the identity is kept instead
     assert holder(c, experiment, later) == earlier.run_id
+
+
+def test_a_subgroup_column_with_gaps_makes_a_missing_group(tmp_path: Path) -> None:
+    """The probe's traceback: a gap in the group column matched no group value (NaN equals
+    nothing), so the bootstrap got an empty group. Gaps are now the group ``missing``, and its
+    metrics come out with the others."""
+    import numpy as np
+    import pandas as pd
+
+    from pipeline import datasets, metrics
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    y = (rng.random(n) < 0.2).astype(int)
+    g = pd.Series(rng.choice(["x", "y"], n)).where(rng.random(n) > 0.05)
+    pd.DataFrame({"a": rng.normal(size=n) + y, "g": g, "y": y}).to_csv(tmp_path / "t.csv", index=False)
+    got = datasets.table(path=str(tmp_path / "t.csv"), target="y", group=["g"])
+    assert got.groups is not None and int((got.groups["g"] == "missing").sum()) == int(g.isna().sum()) > 0
+    scores = np.clip(got.X["a"].to_numpy() / 4 + 0.2, 0.01, 0.99)
+    found = metrics.by_group(got.y, scores, 0.5, got.groups["g"].to_numpy(), "", n_boot=200, seed=0)
+    assert found["missing/n"] == g.isna().sum() and "missing/ece" in found and "missing/ece_lo" in found
