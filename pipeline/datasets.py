@@ -121,7 +121,8 @@ def table(
     ``target`` must have exactly two classes; ``positive_label`` names the one we care about
     (default: 1 if the labels are 0/1, else the minority). ``group`` columns become subgroups
     (not features; a row without a value is in group ``missing``); ``categorical`` is declared or
-    detected from non-numeric dtypes; ``drop`` columns are ignored. Missing feature values are refused unless ``impute`` says how.
+    detected from non-numeric dtypes; ``drop`` columns are ignored. Missing feature values are
+    refused unless ``impute`` says how.
     """
     frame = _read(path)
     group, drop = list(group or []), list(drop or [])
