@@ -118,7 +118,28 @@ def _check_database(uri: str) -> None:
     except OSError as err:
         why = f"nothing answers on {host}:{port}: {err.strerror or err}"
         raise ConfigError("tracking.uri", masked(uri), "the URI of a running database server", why=why) from None
+    _connect_once(uri)
     _opened.add(uri)
+
+
+def _connect_once(uri: str) -> None:
+    """One connection, as MLflow will open it: a server that answers but refuses (a wrong
+    password, no such database) is said in one line, where MLflow would retry for most of an hour."""
+    import sqlalchemy
+
+    from pipeline.errors import ConfigError
+
+    timeout = {"connect_args": {"connect_timeout": 5}} if uri.startswith("postgresql") else {}
+    engine = sqlalchemy.create_engine(uri, poolclass=sqlalchemy.pool.NullPool, **timeout)
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        accepted = "a database URI whose user, password and database the server accepts"
+        raise ConfigError("tracking.uri", masked(uri), accepted, why=credentials.mask(cause)) from None
+    finally:
+        engine.dispose()
 
 
 #: MLflow's HTTP client retries a dead server for minutes by default; these bound a request to

@@ -550,3 +550,18 @@ def test_a_subgroup_column_with_gaps_makes_a_missing_group(tmp_path: Path) -> No
     scores = np.clip(got.X["a"].to_numpy() / 4 + 0.2, 0.01, 0.99)
     found = metrics.by_group(got.y, scores, 0.5, got.groups["g"].to_numpy(), "", n_boot=200, seed=0)
     assert found["missing/n"] == g.isna().sum() and "missing/ece" in found and "missing/ece_lo" in found
+
+
+@pytest.mark.fault(
+    "a `postgresql://` tracking URI whose server answers but refuses (no such database)",
+    "exit 2 within seconds, one line naming `tracking.uri` with the server's reason (MLflow alone retries for "
+    "most of an hour)",
+)
+def test_a_database_that_refuses_is_one_line(postgres_server: server.Server, tmp_path: Path) -> None:
+    uri = f"postgresql://postgres@127.0.0.1:{postgres_server.pg_port}/no_such_database"
+    started = time.monotonic()
+    done = _pipeline(f"tracking.uri={uri}", *FAST, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert done.returncode == 2 and time.monotonic() - started < 60, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    shown = f"postgresql://127.0.0.1:{postgres_server.pg_port}/no_such_database"  # the user, masked too
+    assert done.stderr.startswith(f"error: tracking.uri={shown} is not accepted (") and "does not exist" in done.stderr
