@@ -115,15 +115,15 @@ def _take_credentials(cfg: DictConfig, job: bool = False) -> None:
 def _credentials_out_of_argv() -> None:
     """Take a user:password out of ``tracking.uri=...`` on the command line and out of
     ``$MLFLOW_TRACKING_URI`` before Hydra sees them, so that Hydra's own files (``.hydra/``,
-    ``multirun.yaml``) never hold them; see ``tracking.take_credentials``."""
-    from pipeline.tracking import take_credentials
+    ``multirun.yaml``) never hold them; see ``credentials.take``."""
+    from pipeline import credentials
 
     for i, arg in enumerate(sys.argv):
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+~") == "tracking.uri":
-            sys.argv[i] = f"{key}={take_credentials(value)}"
+            sys.argv[i] = f"{key}={credentials.taken(value)}"
     if os.environ.get("MLFLOW_TRACKING_URI"):
-        os.environ["MLFLOW_TRACKING_URI"] = take_credentials(os.environ["MLFLOW_TRACKING_URI"])
+        os.environ["MLFLOW_TRACKING_URI"] = credentials.taken(os.environ["MLFLOW_TRACKING_URI"])
 
 
 def check_run_config(cfg: DictConfig) -> None:

@@ -40,11 +40,6 @@ SOURCE = {"mlflow.source.type": "LOCAL", "mlflow.source.name": "python -m pipeli
 _open_runs: dict[str, str] = {}
 
 
-def take_credentials(uri: Any) -> Any:
-    """``uri`` without its ``user:password@`` part (``credentials.take``)."""
-    return credentials.take(uri)
-
-
 def resolve_uri(uri: str | None) -> str:
     """``uri``, else ``$MLFLOW_TRACKING_URI``, else the SQLite store at the repo root (see
     ``paths.default_store``).
