@@ -145,24 +145,27 @@ def settle(client: Any, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Claimed jobs read back from the store, waiting while their holders run: FINISHED -> kept,
     anything else -> FAILED (``resume=true`` runs it again). The wait says what it waits for and
     ends when a holder's process is gone or stopped."""
-    from pipeline.tracking import dead, process_stat
-
     claimed = [r for r in records if r["status"] == "CLAIMED"]
     if claimed:
         names = ", ".join(r["run_name"] for r in claimed[:3]) + (", ..." if len(claimed) > 3 else "")
         print(f"waiting for {len(claimed)} job(s) another process is running ({names})", file=sys.stderr)
-    settled = {}
-    for record in claimed:
-        while True:
-            run = client.get_run(record["run_id"])
-            tags = run.data.tags
-            stopped = process_stat(tags.get("pid", "0"))[:1] in (["T"], ["t"])
-            if run.info.status != "RUNNING" or dead(tags) or stopped:
-                break
-            time.sleep(0.5)
-        if run.info.status == "FINISHED":
-            settled[id(record)] = kept_record(run, record["params"])
-        else:
-            why = f"claimed by run {run.info.run_id}, which ended {run.info.status}; resume=true runs it again"
-            settled[id(record)] = {**record, "status": "FAILED", "error": why, "user_error": False}
-    return [settled.get(id(r), r) for r in records]
+    return [_settled(client, r) if r["status"] == "CLAIMED" else r for r in records]
+
+
+def _settled(client: Any, record: dict[str, Any]) -> dict[str, Any]:
+    import socket
+
+    from pipeline.tracking import dead, process_stat
+
+    while True:
+        run = client.get_run(record["run_id"])
+        tags = run.data.tags
+        here = tags.get("host") == socket.gethostname()  # a stopped (Ctrl-Z) holder can be seen only here
+        stopped = here and process_stat(tags.get("pid", "0"))[:1] in (["T"], ["t"])
+        if run.info.status != "RUNNING" or dead(tags) or stopped:
+            break
+        time.sleep(0.5)
+    if run.info.status == "FINISHED":
+        return kept_record(run, record["params"])
+    why = f"claimed by run {run.info.run_id}, which ended {run.info.status}; resume=true runs it again"
+    return {**record, "status": "FAILED", "error": why, "user_error": False}
