@@ -16,7 +16,10 @@ everything and only then ends the run FINISHED. So a FINISHED run always has all
   ``grace`` seconds is killed and the sweep ends what it held; a sweep that stops on an error
   first lets the writer finish (``finish``), so results computed are logged or kept;
 - ``kill -9`` of the sweep kills the writer with it (PR_SET_PDEATHSIG): its runs stay RUNNING
-  until the next start ends them KILLED (``tracking.reconcile``).
+  until the next start ends them KILLED (``tracking.reconcile``);
+- ``kill -9`` of the writer alone (or the out-of-memory killer): the parent keeps each item until
+  it is answered and writes the runs the writer held itself (``Writer.rescue``); a single run
+  whose writer died before it answered opens, or adopts, its run itself.
 
 Only the process that enabled it (the sweep's own) defers: launcher workers (joblib, Ray)
 already keep every core busy, so they write their runs themselves. The sweep's process also
